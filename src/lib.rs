@@ -2,6 +2,12 @@
 //! data, with Keras semantics, fused CPU kernels and exact gradients.
 
 pub mod error;
+pub mod activation;
+pub mod init;
 pub mod io;
+pub mod layers;
+pub mod loss;
+pub mod optim;
+pub mod tensor;
 
 pub use error::{Error, Result};

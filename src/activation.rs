@@ -1,0 +1,342 @@
+//! Keras's element-wise activations, each with its derivative.
+//!
+//! Names follow `keras.activations`; `None`/`"linear"` is the identity. `softmax` is accepted by
+//! [`crate::layers::Dense`] only (it acts on the last axis, not element-wise).
+
+use crate::error::{Error, Result};
+use crate::tensor::Scalar;
+
+/// An element-wise activation function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Linear,
+    Tanh,
+    Sigmoid,
+    /// Keras 3: `relu6(x + 3) / 6`.
+    HardSigmoid,
+    Relu,
+    Relu6,
+    /// `negative_slope` 0.2 (Keras's default).
+    LeakyRelu,
+    /// alpha 1.
+    Elu,
+    Selu,
+    Softplus,
+    Softsign,
+    /// `x * sigmoid(x)` (Keras also calls it `swish`).
+    Silu,
+    /// `x * hard_sigmoid(x)`.
+    HardSilu,
+    /// Exact GELU, `0.5 x (1 + erf(x / sqrt 2))` (Keras's default, `approximate=False`).
+    Gelu,
+    Exponential,
+    /// `x * tanh(softplus(x))`.
+    Mish,
+    /// Only for Dense: normalised exponentials over the last axis.
+    Softmax,
+}
+
+const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+
+impl Activation {
+    /// Parses a Keras activation name (or JSON `null`, which is linear).
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "linear" | "None" | "none" | "" => Activation::Linear,
+            "tanh" => Activation::Tanh,
+            "sigmoid" => Activation::Sigmoid,
+            "hard_sigmoid" => Activation::HardSigmoid,
+            "relu" => Activation::Relu,
+            "relu6" => Activation::Relu6,
+            "leaky_relu" => Activation::LeakyRelu,
+            "elu" => Activation::Elu,
+            "selu" => Activation::Selu,
+            "softplus" => Activation::Softplus,
+            "softsign" => Activation::Softsign,
+            "silu" | "swish" => Activation::Silu,
+            "hard_silu" | "hard_swish" => Activation::HardSilu,
+            "gelu" => Activation::Gelu,
+            "exponential" => Activation::Exponential,
+            "mish" => Activation::Mish,
+            "softmax" => Activation::Softmax,
+            other => {
+                return Err(Error::unsupported(
+                    "activation",
+                    format!(
+                        "'{other}' (known: linear, tanh, sigmoid, hard_sigmoid, relu, relu6, leaky_relu, elu, selu, \
+                         softplus, softsign, silu/swish, hard_silu, gelu, exponential, mish, softmax)"
+                    ),
+                ))
+            }
+        })
+    }
+
+    /// The Keras name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Linear => "linear",
+            Activation::Tanh => "tanh",
+            Activation::Sigmoid => "sigmoid",
+            Activation::HardSigmoid => "hard_sigmoid",
+            Activation::Relu => "relu",
+            Activation::Relu6 => "relu6",
+            Activation::LeakyRelu => "leaky_relu",
+            Activation::Elu => "elu",
+            Activation::Selu => "selu",
+            Activation::Softplus => "softplus",
+            Activation::Softsign => "softsign",
+            Activation::Silu => "silu",
+            Activation::HardSilu => "hard_silu",
+            Activation::Gelu => "gelu",
+            Activation::Exponential => "exponential",
+            Activation::Mish => "mish",
+            Activation::Softmax => "softmax",
+        }
+    }
+
+    /// True for every activation except softmax.
+    pub fn is_elementwise(self) -> bool {
+        self != Activation::Softmax
+    }
+
+    /// `y = f(z)`.
+    #[inline(always)]
+    pub fn f<T: Scalar>(self, z: T) -> T {
+        let one = T::one();
+        let zero = T::zero();
+        match self {
+            Activation::Linear | Activation::Softmax => z,
+            Activation::Tanh => z.tanh(),
+            Activation::Sigmoid => sigmoid(z),
+            Activation::HardSigmoid => hard_sigmoid(z),
+            Activation::Relu => z.max(zero),
+            Activation::Relu6 => z.max(zero).min(T::of(6.0)),
+            Activation::LeakyRelu => {
+                if z > zero {
+                    z
+                } else {
+                    T::of(0.2) * z
+                }
+            }
+            Activation::Elu => {
+                if z > zero {
+                    z
+                } else {
+                    z.exp_m1()
+                }
+            }
+            Activation::Selu => {
+                if z > zero {
+                    T::of(SELU_SCALE) * z
+                } else {
+                    T::of(SELU_SCALE * SELU_ALPHA) * z.exp_m1()
+                }
+            }
+            Activation::Softplus => softplus(z),
+            Activation::Softsign => z / (one + z.abs()),
+            Activation::Silu => z * sigmoid(z),
+            Activation::HardSilu => z * hard_sigmoid(z),
+            Activation::Gelu => T::of(0.5) * z * (one + erf(z / T::of(std::f64::consts::SQRT_2))),
+            Activation::Exponential => z.exp(),
+            Activation::Mish => z * softplus(z).tanh(),
+        }
+    }
+
+    /// `dy/dz`, given both the input `z` and the output `y = f(z)` (each function uses the
+    /// cheaper of the two).
+    #[inline(always)]
+    pub fn df<T: Scalar>(self, z: T, y: T) -> T {
+        let one = T::one();
+        let zero = T::zero();
+        match self {
+            Activation::Linear | Activation::Softmax => one,
+            Activation::Tanh => one - y * y,
+            Activation::Sigmoid => y * (one - y),
+            Activation::HardSigmoid => {
+                if z > T::of(-3.0) && z < T::of(3.0) {
+                    T::of(1.0 / 6.0)
+                } else {
+                    zero
+                }
+            }
+            Activation::Relu => {
+                if z > zero {
+                    one
+                } else {
+                    zero
+                }
+            }
+            Activation::Relu6 => {
+                if z > zero && z < T::of(6.0) {
+                    one
+                } else {
+                    zero
+                }
+            }
+            Activation::LeakyRelu => {
+                if z > zero {
+                    one
+                } else {
+                    T::of(0.2)
+                }
+            }
+            Activation::Elu => {
+                if z > zero {
+                    one
+                } else {
+                    y + one
+                }
+            }
+            Activation::Selu => {
+                if z > zero {
+                    T::of(SELU_SCALE)
+                } else {
+                    y + T::of(SELU_SCALE * SELU_ALPHA)
+                }
+            }
+            Activation::Softplus => sigmoid(z),
+            Activation::Softsign => {
+                let d = one + z.abs();
+                one / (d * d)
+            }
+            Activation::Silu => {
+                let s = sigmoid(z);
+                s * (one + z * (one - s))
+            }
+            Activation::HardSilu => {
+                let h = hard_sigmoid(z);
+                let dh = if z > T::of(-3.0) && z < T::of(3.0) { T::of(1.0 / 6.0) } else { zero };
+                h + z * dh
+            }
+            Activation::Gelu => {
+                let cdf = T::of(0.5) * (one + erf(z / T::of(std::f64::consts::SQRT_2)));
+                let pdf = (-(z * z) * T::of(0.5)).exp() * T::of(1.0 / (2.0 * std::f64::consts::PI).sqrt());
+                cdf + z * pdf
+            }
+            Activation::Exponential => y,
+            Activation::Mish => {
+                let sp = softplus(z);
+                let t = sp.tanh();
+                t + z * (one - t * t) * sigmoid(z)
+            }
+        }
+    }
+}
+
+/// Numerically stable logistic sigmoid.
+#[inline(always)]
+pub fn sigmoid<T: Scalar>(z: T) -> T {
+    let one = T::one();
+    if z >= T::zero() {
+        one / (one + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (one + e)
+    }
+}
+
+#[inline(always)]
+fn hard_sigmoid<T: Scalar>(z: T) -> T {
+    ((z + T::of(3.0)).max(T::zero()).min(T::of(6.0))) / T::of(6.0)
+}
+
+/// `log(1 + exp(z))`, stable for large |z|.
+#[inline(always)]
+fn softplus<T: Scalar>(z: T) -> T {
+    z.max(T::zero()) + (-z.abs()).exp().ln_1p()
+}
+
+#[inline(always)]
+fn erf<T: Scalar>(z: T) -> T {
+    T::of(libm::erf(z.f64()))
+}
+
+/// Applies `f` to `z` in place over the last axis of width `cols` (softmax normalises rows).
+pub fn apply_rows<T: Scalar>(act: Activation, z: &[T], y: &mut [T], cols: usize) {
+    if act == Activation::Softmax {
+        for (zr, yr) in z.chunks_exact(cols).zip(y.chunks_exact_mut(cols)) {
+            let m = zr.iter().copied().fold(T::neg_infinity(), T::max);
+            let mut s = T::zero();
+            for (yv, &zv) in yr.iter_mut().zip(zr) {
+                *yv = (zv - m).exp();
+                s += *yv;
+            }
+            for yv in yr.iter_mut() {
+                *yv = *yv / s;
+            }
+        }
+    } else {
+        for (yv, &zv) in y.iter_mut().zip(z) {
+            *yv = act.f(zv);
+        }
+    }
+}
+
+/// Turns `dy` into `dz` in place, given the saved `z` and `y` (rows of width `cols`).
+pub fn backprop_rows<T: Scalar>(act: Activation, z: &[T], y: &[T], d: &mut [T], cols: usize) {
+    match act {
+        Activation::Linear => {}
+        Activation::Softmax => {
+            for (yr, dr) in y.chunks_exact(cols).zip(d.chunks_exact_mut(cols)) {
+                let dot: T = yr.iter().zip(dr.iter()).map(|(&a, &b)| a * b).sum();
+                for (dv, &yv) in dr.iter_mut().zip(yr) {
+                    *dv = yv * (*dv - dot);
+                }
+            }
+        }
+        _ => {
+            for ((dv, &zv), &yv) in d.iter_mut().zip(z).zip(y) {
+                *dv *= act.df(zv, yv);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derivatives_match_central_differences() {
+        let all = [
+            Activation::Linear,
+            Activation::Tanh,
+            Activation::Sigmoid,
+            Activation::HardSigmoid,
+            Activation::Relu,
+            Activation::Relu6,
+            Activation::LeakyRelu,
+            Activation::Elu,
+            Activation::Selu,
+            Activation::Softplus,
+            Activation::Softsign,
+            Activation::Silu,
+            Activation::HardSilu,
+            Activation::Gelu,
+            Activation::Exponential,
+            Activation::Mish,
+        ];
+        for act in all {
+            for &z in &[-4.1f64, -2.3, -0.7, -0.1, 0.13, 0.9, 2.2, 3.7, 6.4] {
+                let h = 1e-6;
+                let num = (act.f(z + h) - act.f(z - h)) / (2.0 * h);
+                let ana = act.df(z, act.f(z));
+                assert!((num - ana).abs() < 1e-7 * (1.0 + ana.abs()), "{act:?} at {z}: numeric {num} analytic {ana}");
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_activation_is_named_in_the_error() {
+        let e = Activation::parse("tanhh").unwrap_err().to_string();
+        assert!(e.contains("tanhh"), "{e}");
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for n in ["tanh", "sigmoid", "relu", "gelu", "hard_sigmoid", "softmax", "linear", "selu"] {
+            assert_eq!(Activation::parse(n).unwrap().name(), n);
+        }
+    }
+}

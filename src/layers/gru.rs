@@ -1,0 +1,249 @@
+//! GRU, Keras's equations (gate blocks in the order z, r, h):
+//!
+//! ```text
+//! x_z, x_r, x_h = x_t · W + b_in                                  (B, 3H)
+//! reset_after = true (Keras's default, cuDNN-compatible; bias is (2, 3H)):
+//!   m = h_{t-1} · U + b_rec;   z = σ(x_z + m_z);   r = σ(x_r + m_r)
+//!   hh = tanh(x_h + r ⊙ m_h)
+//! reset_after = false (bias is (3H)):
+//!   z = σ(x_z + h_{t-1} · U_z);   r = σ(x_r + h_{t-1} · U_r)
+//!   hh = tanh(x_h + (r ⊙ h_{t-1}) · U_h)
+//! h_t = z ⊙ h_{t-1} + (1 - z) ⊙ hh
+//! ```
+//!
+//! With recurrent dropout, the mask multiplies h_{t-1} where it enters a matmul; the mix
+//! `z ⊙ h_{t-1}` uses the undropped state.
+
+use super::recurrent::{Cell, RecWeights, Recurrent};
+use crate::activation::Activation;
+use crate::tensor::{add_col_sums, gemm, Acc, Scalar};
+
+/// The GRU layer.
+pub type Gru<T> = Recurrent<T, GruCell>;
+
+/// One GRU step.
+#[derive(Clone, Debug)]
+pub struct GruCell {
+    pub units: usize,
+    pub activation: Activation,
+    pub recurrent_activation: Activation,
+    pub reset_after: bool,
+}
+
+impl<T: Scalar> Gru<T> {
+    /// `GRU(units)` with Keras's defaults (tanh, sigmoid, reset_after).
+    pub fn new(units: usize) -> Self {
+        Recurrent::from_cell(GruCell {
+            units,
+            activation: Activation::Tanh,
+            recurrent_activation: Activation::Sigmoid,
+            reset_after: true,
+        })
+    }
+    pub fn reset_after(mut self, v: bool) -> Self {
+        self.cell.reset_after = v;
+        self
+    }
+    pub fn activation(mut self, name: &str) -> Self {
+        self.cell.activation = Activation::parse(name).expect("unknown activation");
+        self
+    }
+    pub fn recurrent_activation(mut self, name: &str) -> Self {
+        self.cell.recurrent_activation = Activation::parse(name).expect("unknown activation");
+        self
+    }
+}
+
+// cache layout per step: pre = (z, r, hh) pre-activations (B, 3H) | a = (z, r, hh) (B, 3H) |
+// e (B, H): reset_after: m_h = (h_{t-1} · U + b_rec)_h;  reset_before: r ⊙ hr
+impl<T: Scalar> Cell<T> for GruCell {
+    const CLASS: &'static str = "GRU";
+    const DEFAULT_NAME: &'static str = "gru";
+    fn units(&self) -> usize {
+        self.units
+    }
+    fn gates(&self) -> usize {
+        3
+    }
+    fn cache_width(&self) -> usize {
+        7 * self.units
+    }
+    fn bias_shape(&self) -> Vec<usize> {
+        if self.reset_after {
+            vec![2, 3 * self.units]
+        } else {
+            vec![3 * self.units]
+        }
+    }
+    fn config(&self, cfg: &mut serde_json::Map<String, serde_json::Value>) {
+        cfg.insert("activation".into(), self.activation.name().into());
+        cfg.insert("recurrent_activation".into(), self.recurrent_activation.name().into());
+        cfg.insert("reset_after".into(), self.reset_after.into());
+    }
+
+    fn forward_step(
+        &self,
+        w: &RecWeights<T>,
+        b: usize,
+        p: &[T],
+        hr: &[T],
+        prev: &[&[T]],
+        next: &mut [&mut [T]],
+        cache: &mut [T],
+    ) {
+        let h = self.units;
+        let g3 = 3 * h;
+        let (pre, rest) = cache.split_at_mut(b * g3);
+        let (a, e) = rest.split_at_mut(b * g3);
+        let (ra, act) = (self.recurrent_activation, self.activation);
+        let u = w.recurrent_kernel;
+        let hp = prev[0];
+        let hn = &mut *next[0];
+        if self.reset_after {
+            // m = hr · U + b_rec, into pre
+            match w.bias {
+                Some(bias) => {
+                    for row in pre.chunks_exact_mut(g3) {
+                        row.copy_from_slice(&bias[g3..]);
+                    }
+                    gemm(b, g3, h, hr, h, false, u, g3, false, pre, g3, Acc::Add);
+                }
+                None => gemm(b, g3, h, hr, h, false, u, g3, false, pre, g3, Acc::Overwrite),
+            }
+            for r in 0..b {
+                let (pr, ar, pp) = (&mut pre[r * g3..(r + 1) * g3], &mut a[r * g3..(r + 1) * g3], &p[r * g3..(r + 1) * g3]);
+                for j in 0..h {
+                    let k = r * h + j;
+                    let mh = pr[2 * h + j];
+                    e[k] = mh;
+                    pr[j] += pp[j];
+                    pr[h + j] += pp[h + j];
+                    let z = ra.f(pr[j]);
+                    let rr = ra.f(pr[h + j]);
+                    pr[2 * h + j] = pp[2 * h + j] + rr * mh;
+                    let hh = act.f(pr[2 * h + j]);
+                    ar[j] = z;
+                    ar[h + j] = rr;
+                    ar[2 * h + j] = hh;
+                    hn[k] = z * hp[k] + (T::one() - z) * hh;
+                }
+            }
+        } else {
+            // (z, r) pre = hr · U_zr + x_zr
+            gemm(b, 2 * h, h, hr, h, false, u, g3, false, pre, g3, Acc::Overwrite);
+            for r in 0..b {
+                for j in 0..2 * h {
+                    let v = pre[r * g3 + j] + p[r * g3 + j];
+                    pre[r * g3 + j] = v;
+                    a[r * g3 + j] = ra.f(v);
+                }
+                for j in 0..h {
+                    e[r * h + j] = a[r * g3 + h + j] * hr[r * h + j];
+                }
+            }
+            // hh pre = x_h + (r ⊙ hr) · U_h
+            gemm(b, h, h, e, h, false, &u[2 * h..], g3, false, &mut pre[2 * h..], g3, Acc::Overwrite);
+            for r in 0..b {
+                for j in 0..h {
+                    let k = r * h + j;
+                    let v = pre[r * g3 + 2 * h + j] + p[r * g3 + 2 * h + j];
+                    pre[r * g3 + 2 * h + j] = v;
+                    let hh = act.f(v);
+                    a[r * g3 + 2 * h + j] = hh;
+                    let z = a[r * g3 + j];
+                    hn[k] = z * hp[k] + (T::one() - z) * hh;
+                }
+            }
+        }
+    }
+
+    fn backward_step(
+        &self,
+        w: &RecWeights<T>,
+        b: usize,
+        hr: &[T],
+        prev: &[&[T]],
+        cache: &[T],
+        dnext: &[&[T]],
+        dp: &mut [T],
+        drec: &mut [T],
+        dhr: &mut [T],
+        dprev: &mut [&mut [T]],
+    ) {
+        let h = self.units;
+        let g3 = 3 * h;
+        let (pre, rest) = cache.split_at(b * g3);
+        let (a, e) = rest.split_at(b * g3);
+        let (ra, act) = (self.recurrent_activation, self.activation);
+        let u = w.recurrent_kernel;
+        let (dh, hp) = (dnext[0], prev[0]);
+        let dh_prev = &mut *dprev[0];
+        // h = z ⊙ h_{t-1} + (1 - z) ⊙ hh, hh = act(pre_h)
+        for r in 0..b {
+            for j in 0..h {
+                let k = r * h + j;
+                let (z, hh) = (a[r * g3 + j], a[r * g3 + 2 * h + j]);
+                dp[r * g3 + 2 * h + j] = dh[k] * (T::one() - z) * act.df(pre[r * g3 + 2 * h + j], hh);
+                dh_prev[k] = dh[k] * z;
+            }
+        }
+        if self.reset_after {
+            // hh pre = x_h + r ⊙ m_h
+            for r in 0..b {
+                for j in 0..h {
+                    let k = r * h + j;
+                    let (z, rr, hh) = (a[r * g3 + j], a[r * g3 + h + j], a[r * g3 + 2 * h + j]);
+                    let dhh_pre = dp[r * g3 + 2 * h + j];
+                    let dz = dh[k] * (hp[k] - hh);
+                    let dr = dhh_pre * e[k];
+                    dp[r * g3 + j] = dz * ra.df(pre[r * g3 + j], z);
+                    dp[r * g3 + h + j] = dr * ra.df(pre[r * g3 + h + j], rr);
+                    drec[r * g3 + j] = dp[r * g3 + j];
+                    drec[r * g3 + h + j] = dp[r * g3 + h + j];
+                    drec[r * g3 + 2 * h + j] = dhh_pre * rr;
+                }
+            }
+            // m = hr · U + b_rec
+            gemm(b, h, g3, drec, g3, false, u, g3, true, dhr, h, Acc::Overwrite);
+        } else {
+            // hh pre = x_h + (r ⊙ hr) · U_h  =>  d(r ⊙ hr) = dhh_pre · U_hᵀ
+            gemm(b, h, h, &dp[2 * h..], g3, false, &u[2 * h..], g3, true, dhr, h, Acc::Overwrite);
+            for r in 0..b {
+                for j in 0..h {
+                    let k = r * h + j;
+                    let (z, rr, hh) = (a[r * g3 + j], a[r * g3 + h + j], a[r * g3 + 2 * h + j]);
+                    let drh = dhr[k];
+                    let dz = dh[k] * (hp[k] - hh);
+                    let dr = drh * hr[k];
+                    dhr[k] = drh * rr;
+                    dp[r * g3 + j] = dz * ra.df(pre[r * g3 + j], z);
+                    dp[r * g3 + h + j] = dr * ra.df(pre[r * g3 + h + j], rr);
+                }
+            }
+            drec.copy_from_slice(dp);
+            // (z, r) pre = hr · U_zr + x_zr
+            gemm(b, h, 2 * h, dp, g3, false, u, g3, true, dhr, h, Acc::Add);
+        }
+    }
+
+    fn recurrent_weight_grads(&self, b: usize, rows: usize, hr: &[T], cache: &[T], drec: &[T], drk: &mut [T], dbias: Option<&mut [T]>) {
+        let h = self.units;
+        let g3 = 3 * h;
+        if self.reset_after {
+            gemm(h, g3, rows, hr, h, true, drec, g3, false, drk, g3, Acc::Add);
+            if let Some(db) = dbias {
+                add_col_sums(drec, g3, &mut db[g3..]);
+            }
+        } else {
+            // dU_zr = hrᵀ · drec_zr;  dU_h = (r ⊙ hr)ᵀ · drec_h
+            gemm(h, 2 * h, rows, hr, h, true, drec, g3, false, drk, g3, Acc::Add);
+            // r ⊙ hr of every step, gathered from each step's cache chunk (B·7H; e block last).
+            let mut rh = vec![T::zero(); rows * h];
+            for (s, chunk) in cache.chunks_exact(b * 7 * h).enumerate() {
+                rh[s * b * h..(s + 1) * b * h].copy_from_slice(&chunk[6 * b * h..]);
+            }
+            gemm(h, h, rows, &rh, h, true, &drec[2 * h..], g3, false, &mut drk[2 * h..], g3, Acc::Add);
+        }
+    }
+}
+

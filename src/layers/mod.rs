@@ -1,0 +1,216 @@
+//! Layers: each is a forward/backward kernel pair with Keras's semantics, names and weight
+//! layouts. Recurrent layers share one time loop ([`recurrent::Recurrent`]) over a cell
+//! ([`SimpleRnnCell`], [`LstmCell`], [`GruCell`]); a new cell type is one new file.
+
+pub mod bidirectional;
+pub mod config;
+pub mod dense;
+pub mod gru;
+pub mod lstm;
+pub mod recurrent;
+pub mod shape;
+pub mod simple_rnn;
+
+pub use bidirectional::{Bidirectional, MergeMode};
+pub use dense::Dense;
+pub use gru::{Gru, GruCell};
+pub use lstm::{Lstm, LstmCell};
+pub use recurrent::{Cell, Recurrent};
+pub use shape::{Dropout, Flatten, Masking, RepeatVector, Reshape};
+pub use simple_rnn::{SimpleRnn, SimpleRnnCell};
+
+use crate::error::{Error, Result};
+use crate::tensor::{Scalar, Tensor};
+use rand_chacha::ChaCha8Rng;
+
+/// L1/L2 penalty on a weight or an activity: `l1 * sum|w| + l2 * sum w^2` (Keras's `L1L2`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Regularizer {
+    pub l1: f64,
+    pub l2: f64,
+}
+
+impl Regularizer {
+    /// Parses a Keras regularizer config (`null`, `{"class_name": "L2", "config": {"l2": 0.01}}`,
+    /// `"l2"`), or returns `None`.
+    pub fn from_json(v: Option<&serde_json::Value>) -> Result<Option<Regularizer>> {
+        let v = match v {
+            None | Some(serde_json::Value::Null) => return Ok(None),
+            Some(v) => v,
+        };
+        if let Some(s) = v.as_str() {
+            return match s {
+                "l1" => Ok(Some(Regularizer { l1: 0.01, l2: 0.0 })),
+                "l2" => Ok(Some(Regularizer { l1: 0.0, l2: 0.01 })),
+                "l1_l2" => Ok(Some(Regularizer { l1: 0.01, l2: 0.01 })),
+                other => Err(Error::unsupported("regularizer", other)),
+            };
+        }
+        let class = v.get("class_name").and_then(|c| c.as_str()).unwrap_or("L1L2");
+        let cfg = v.get("config").unwrap_or(v);
+        let get = |k: &str| cfg.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0);
+        match class {
+            "L1" | "L2" | "L1L2" => Ok(Some(Regularizer { l1: get("l1"), l2: get("l2") })),
+            other => Err(Error::unsupported("regularizer", other)),
+        }
+    }
+
+    /// The penalty of `w`.
+    pub fn penalty<T: Scalar>(&self, w: &[T]) -> f64 {
+        let mut s = 0.0;
+        for &v in w {
+            let v = v.f64();
+            s += self.l1 * v.abs() + self.l2 * v * v;
+        }
+        s
+    }
+
+    /// Adds `scale * d penalty / dw` into `g`.
+    pub fn add_grad<T: Scalar>(&self, w: &[T], g: &mut [T], scale: f64) {
+        let (l1, l2) = (T::of(self.l1 * scale), T::of(2.0 * self.l2 * scale));
+        for (gv, &wv) in g.iter_mut().zip(w) {
+            let sign = if wv > T::zero() {
+                T::one()
+            } else if wv < T::zero() {
+                -T::one()
+            } else {
+                T::zero()
+            };
+            *gv += l1 * sign + l2 * wv;
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"class_name": "L1L2", "config": {"l1": self.l1, "l2": self.l2}})
+    }
+}
+
+/// A trainable variable with its Keras name (`kernel`, `recurrent_kernel`, `bias`), its Keras
+/// shape, its value, the gradient buffer backward adds into, and an optional penalty.
+#[derive(Clone, Debug)]
+pub struct Param<T> {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub value: Vec<T>,
+    pub grad: Vec<T>,
+    pub regularizer: Option<Regularizer>,
+}
+
+impl<T: Scalar> Param<T> {
+    pub fn new(name: &str, shape: &[usize], value: Vec<T>) -> Self {
+        let n = value.len();
+        Param { name: name.to_string(), shape: shape.to_vec(), value, grad: vec![T::zero(); n], regularizer: None }
+    }
+    pub fn zero_grad(&mut self) {
+        self.grad.fill(T::zero());
+    }
+}
+
+/// A timestep mask (batch, time): `true` keeps the step (Keras's `mask`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mask {
+    pub batch: usize,
+    pub time: usize,
+    pub keep: Vec<bool>,
+}
+
+impl Mask {
+    pub fn get(&self, b: usize, t: usize) -> bool {
+        self.keep[b * self.time + t]
+    }
+    pub fn gather_batch(&self, idx: &[usize]) -> Mask {
+        let mut keep = Vec::with_capacity(idx.len() * self.time);
+        for &i in idx {
+            keep.extend_from_slice(&self.keep[i * self.time..(i + 1) * self.time]);
+        }
+        Mask { batch: idx.len(), time: self.time, keep }
+    }
+}
+
+/// What a forward call knows besides its input.
+pub struct Ctx<'a, T> {
+    /// Training mode: dropout is active.
+    pub training: bool,
+    /// The timestep mask flowing with the tensor; layers consume, keep or replace it.
+    pub mask: Option<Mask>,
+    /// Initial states for the next recurrent layer (taken by the first one that runs).
+    pub initial_state: Option<Vec<Tensor<T>>>,
+    /// Generator for dropout masks and noise.
+    pub rng: &'a mut ChaCha8Rng,
+}
+
+/// A layer: forward keeps what backward needs; backward adds parameter gradients into the
+/// gradient buffers (zeroing is the optimizer loop's explicit step) and returns the input
+/// gradient.
+pub trait Layer<T: Scalar>: Send {
+    /// The layer's name (weights are saved as `<name>/<variable>`).
+    fn name(&self) -> &str;
+    /// The Keras class name, e.g. `"LSTM"`.
+    fn class_name(&self) -> &'static str;
+    /// Creates the weights for inputs of shape `input` (without the batch axis) and returns the
+    /// output shape. Fails with a message when the input shape does not fit the layer.
+    fn build(&mut self, input: &[usize], rng: &mut ChaCha8Rng) -> Result<Vec<usize>>;
+    /// Forward pass over a batch.
+    fn forward(&mut self, x: &Tensor<T>, ctx: &mut Ctx<T>) -> Result<Tensor<T>>;
+    /// Backward pass: `dy` has the shape of the last output; returns the input gradient.
+    fn backward(&mut self, dy: &Tensor<T>) -> Tensor<T>;
+    /// The trainable variables, in Keras's order.
+    fn params(&self) -> Vec<&Param<T>> {
+        Vec::new()
+    }
+    /// The trainable variables, mutable.
+    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+        Vec::new()
+    }
+    /// Full weight names in [`Layer::params`] order: `<layer>/<variable>` (Bidirectional:
+    /// `<layer>/<forward or backward layer>/<variable>`).
+    fn weight_names(&self) -> Vec<String> {
+        self.params().iter().map(|p| format!("{}/{}", self.name(), p.name)).collect()
+    }
+    /// The Keras config (`get_config()` keys that matter).
+    fn config(&self) -> serde_json::Value;
+    /// States returned by the last forward call (`return_state`), in Keras's order.
+    fn states(&self) -> Vec<Tensor<T>> {
+        Vec::new()
+    }
+    /// Whether this layer returns its states (Keras `return_state`).
+    fn returns_state(&self) -> bool {
+        false
+    }
+    /// Gradients with respect to the initial states given in the last forward call.
+    fn initial_state_grads(&self) -> Vec<Tensor<T>> {
+        Vec::new()
+    }
+    /// Forgets the carried states of a stateful layer.
+    fn reset_state(&mut self) {}
+    /// Penalty from the activity regularizer on the last output (already scaled as Keras does).
+    fn activity_penalty(&self) -> f64 {
+        0.0
+    }
+}
+
+/// Parses `units` from a config: a positive integer, or an integral float such as the seed's
+/// `Dense(hidden_neurons/2)` = 125.0 (accepted, as Keras accepts it).
+pub fn parse_units(layer: &str, v: Option<&serde_json::Value>) -> Result<usize> {
+    let v = v.ok_or_else(|| Error::config(format!("layer '{layer}': missing 'units'")))?;
+    if let Some(u) = v.as_u64() {
+        if u > 0 {
+            return Ok(u as usize);
+        }
+    }
+    if let Some(f) = v.as_f64() {
+        if f.is_finite() && f > 0.0 && f.fract() == 0.0 && f < 1e9 {
+            return Ok(f as usize);
+        }
+    }
+    Err(Error::config(format!("layer '{layer}': units must be a positive integer, got {v}")))
+}
+
+/// Checks a rate in [0, 1).
+pub fn check_rate(layer: &str, what: &str, r: f64) -> Result<f64> {
+    if r.is_finite() && (0.0..1.0).contains(&r) {
+        Ok(r)
+    } else {
+        Err(Error::config(format!("layer '{layer}': {what} must be in [0, 1), got {r}")))
+    }
+}

@@ -1,0 +1,95 @@
+//! SimpleRNN (Elman network): `h_t = f(x_t · W + b + h_{t-1} · U)`.
+//!
+//! Keras `SimpleRNN(200, activation="tanh")` is `SimpleRnn::new(200)`; weights `kernel` (F, H),
+//! `recurrent_kernel` (H, H), `bias` (H).
+
+use super::recurrent::{Cell, RecWeights, Recurrent};
+use crate::activation::Activation;
+use crate::tensor::{gemm, Acc, Scalar};
+
+/// The SimpleRNN layer.
+pub type SimpleRnn<T> = Recurrent<T, SimpleRnnCell>;
+
+/// One SimpleRNN step.
+#[derive(Clone, Debug)]
+pub struct SimpleRnnCell {
+    pub units: usize,
+    pub activation: Activation,
+}
+
+impl<T: Scalar> SimpleRnn<T> {
+    /// `SimpleRNN(units)` with Keras's defaults (tanh).
+    pub fn new(units: usize) -> Self {
+        Recurrent::from_cell(SimpleRnnCell { units, activation: Activation::Tanh })
+    }
+    /// Sets the activation by Keras name; panics on an unknown name.
+    pub fn activation(mut self, name: &str) -> Self {
+        self.cell.activation = Activation::parse(name).expect("unknown activation");
+        self
+    }
+}
+
+// cache layout per step: z (B, H) | h (B, H)
+impl<T: Scalar> Cell<T> for SimpleRnnCell {
+    const CLASS: &'static str = "SimpleRNN";
+    const DEFAULT_NAME: &'static str = "simple_rnn";
+    fn units(&self) -> usize {
+        self.units
+    }
+    fn gates(&self) -> usize {
+        1
+    }
+    fn cache_width(&self) -> usize {
+        2 * self.units
+    }
+    fn config(&self, cfg: &mut serde_json::Map<String, serde_json::Value>) {
+        cfg.insert("activation".into(), self.activation.name().into());
+    }
+
+    fn forward_step(
+        &self,
+        w: &RecWeights<T>,
+        b: usize,
+        p: &[T],
+        hr: &[T],
+        _prev: &[&[T]],
+        next: &mut [&mut [T]],
+        cache: &mut [T],
+    ) {
+        let h = self.units;
+        let (z, hs) = cache.split_at_mut(b * h);
+        // z = p + hr · U
+        z.copy_from_slice(p);
+        gemm(b, h, h, hr, h, false, w.recurrent_kernel, h, false, z, h, Acc::Add);
+        // h = f(z)
+        for ((o, hv), &zv) in next[0].iter_mut().zip(hs.iter_mut()).zip(z.iter()) {
+            *o = self.activation.f(zv);
+            *hv = *o;
+        }
+    }
+
+    fn backward_step(
+        &self,
+        w: &RecWeights<T>,
+        b: usize,
+        _hr: &[T],
+        _prev: &[&[T]],
+        cache: &[T],
+        dnext: &[&[T]],
+        dp: &mut [T],
+        drec: &mut [T],
+        dhr: &mut [T],
+        dprev: &mut [&mut [T]],
+    ) {
+        let h = self.units;
+        let (z, hs) = cache.split_at(b * h);
+        // h = f(z)  =>  dz = dh · f'(z)
+        for (((d, &dh), &zv), &hv) in dp.iter_mut().zip(dnext[0]).zip(z).zip(hs) {
+            *d = dh * self.activation.df(zv, hv);
+        }
+        drec.copy_from_slice(dp);
+        // z = p + hr · U  =>  dhr = dz · Uᵀ
+        gemm(b, h, h, dp, h, false, w.recurrent_kernel, h, true, dhr, h, Acc::Overwrite);
+        dprev[0].fill(T::zero());
+    }
+}

@@ -1,0 +1,139 @@
+//! Losses with Keras's reduction (`sum_over_batch_size`: the mean over every output value,
+//! which for one output per sample is the mean over the batch).
+
+use crate::error::{Error, Result};
+use crate::tensor::{Scalar, Tensor};
+
+/// A training loss.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Loss {
+    /// Mean squared error (`"mse"`, `"mean_squared_error"`).
+    Mse,
+    /// Mean absolute error (`"mae"`, `"mean_absolute_error"`).
+    Mae,
+    /// Huber loss with threshold `delta` (Keras default 1.0).
+    Huber { delta: f64 },
+    /// Binary cross-entropy on probabilities, predictions clipped to [1e-7, 1 - 1e-7] as Keras.
+    BinaryCrossentropy,
+}
+
+const BCE_EPS: f64 = 1e-7;
+
+impl Loss {
+    /// Parses a Keras loss name.
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "mse" | "mean_squared_error" | "MeanSquaredError" => Loss::Mse,
+            "mae" | "mean_absolute_error" | "MeanAbsoluteError" => Loss::Mae,
+            "huber" | "huber_loss" | "Huber" => Loss::Huber { delta: 1.0 },
+            "binary_crossentropy" | "bce" | "BinaryCrossentropy" => Loss::BinaryCrossentropy,
+            other => {
+                return Err(Error::unsupported(
+                    "loss",
+                    format!("'{other}' (known: mse, mae, huber, binary_crossentropy)"),
+                ))
+            }
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Loss::Mse => "mse",
+            Loss::Mae => "mae",
+            Loss::Huber { .. } => "huber",
+            Loss::BinaryCrossentropy => "binary_crossentropy",
+        }
+    }
+
+    /// The loss (mean over all values) and, if `grad`, its gradient with respect to `pred`.
+    pub fn compute<T: Scalar>(&self, pred: &Tensor<T>, target: &Tensor<T>, grad: Option<&mut Tensor<T>>) -> Result<f64> {
+        if pred.shape != target.shape {
+            return Err(Error::shape(
+                "loss",
+                format!("targets of the model's output shape {:?}", pred.shape),
+                format!("{:?}", target.shape),
+            ));
+        }
+        let n = pred.len().max(1) as f64;
+        let mut total = 0.0f64;
+        let inv_n = T::of(1.0 / n);
+        let mut g = grad;
+        if let Some(g) = g.as_deref_mut() {
+            g.shape = pred.shape.clone();
+            g.data.resize(pred.len(), T::zero());
+        }
+        for i in 0..pred.len() {
+            let (p, y) = (pred.data[i], target.data[i]);
+            let (l, d) = match *self {
+                Loss::Mse => {
+                    let e = p - y;
+                    (e * e, T::of(2.0) * e)
+                }
+                Loss::Mae => {
+                    let e = p - y;
+                    let s = if e > T::zero() {
+                        T::one()
+                    } else if e < T::zero() {
+                        -T::one()
+                    } else {
+                        T::zero()
+                    };
+                    (e.abs(), s)
+                }
+                Loss::Huber { delta } => {
+                    let e = p - y;
+                    let dl = T::of(delta);
+                    if e.abs() <= dl {
+                        (T::of(0.5) * e * e, e)
+                    } else {
+                        (dl * (e.abs() - T::of(0.5) * dl), dl * e.signum())
+                    }
+                }
+                Loss::BinaryCrossentropy => {
+                    let (lo, hi) = (T::of(BCE_EPS), T::of(1.0 - BCE_EPS));
+                    let pc = p.max(lo).min(hi);
+                    let l = -(y * pc.ln() + (T::one() - y) * (T::one() - pc).ln());
+                    let d = if p < lo || p > hi { T::zero() } else { -(y / pc) + (T::one() - y) / (T::one() - pc) };
+                    (l, d)
+                }
+            };
+            total += l.f64();
+            if let Some(g) = g.as_deref_mut() {
+                g.data[i] = d * inv_n;
+            }
+        }
+        Ok(total / n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gradients_match_central_differences() {
+        let pred = Tensor::<f64>::new(&[2, 3], vec![0.2, 0.7, 0.45, 0.9, 0.05, 0.6]).unwrap();
+        let target = Tensor::<f64>::new(&[2, 3], vec![0.0, 1.0, 0.5, 1.0, 0.0, 2.9]).unwrap();
+        for loss in [Loss::Mse, Loss::Mae, Loss::Huber { delta: 1.0 }, Loss::BinaryCrossentropy] {
+            let mut g = Tensor::zeros(&[0]);
+            loss.compute(&pred, &target, Some(&mut g)).unwrap();
+            for i in 0..pred.len() {
+                let h = 1e-6;
+                let mut a = pred.clone();
+                a.data[i] += h;
+                let mut b = pred.clone();
+                b.data[i] -= h;
+                let num = (loss.compute(&a, &target, None).unwrap() - loss.compute(&b, &target, None).unwrap()) / (2.0 * h);
+                assert!((num - g.data[i]).abs() < 1e-6, "{loss:?}[{i}]: {num} vs {}", g.data[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn shape_mismatch_names_both_shapes() {
+        let p = Tensor::<f64>::zeros(&[4, 1]);
+        let t = Tensor::<f64>::zeros(&[4, 2]);
+        let e = Loss::Mse.compute(&p, &t, None).unwrap_err().to_string();
+        assert!(e.contains("[4, 1]") && e.contains("[4, 2]"), "{e}");
+    }
+}

@@ -1,0 +1,286 @@
+//! Optimizers as Keras 3 computes them, gradient clipping and learning-rate schedules.
+//!
+//! Every hyper-parameter enters the arithmetic the way Keras's does, so that a run in f64
+//! matches Keras's float64 numbers: Keras keeps the learning rate in a float32 variable and
+//! converts python floats like `beta_1` through float32 where it casts them to the
+//! variable's dtype (see `adam_steps` in the fixtures README).
+
+use crate::error::{Error, Result};
+use crate::layers::Param;
+use crate::tensor::Scalar;
+
+/// Rounds through f32, as Keras does for values it stores in float32 variables.
+fn r32(v: f64) -> f64 {
+    v as f32 as f64
+}
+
+/// A learning-rate schedule (Keras `keras.optimizers.schedules`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Schedule {
+    Constant(f64),
+    /// `lr = initial * decay_rate ^ (step / decay_steps)` (floored when `staircase`).
+    ExponentialDecay { initial: f64, decay_steps: f64, decay_rate: f64, staircase: bool },
+}
+
+impl Schedule {
+    /// The learning rate at optimizer step `step` (0 before the first update).
+    pub fn at(&self, step: u64) -> f64 {
+        match *self {
+            Schedule::Constant(lr) => lr,
+            Schedule::ExponentialDecay { initial, decay_steps, decay_rate, staircase } => {
+                let mut p = step as f64 / decay_steps;
+                if staircase {
+                    p = p.floor();
+                }
+                initial * decay_rate.powf(p)
+            }
+        }
+    }
+}
+
+/// Which update rule.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rule {
+    Adam { beta_1: f64, beta_2: f64, epsilon: f64, amsgrad: bool },
+    /// Adam with decoupled weight decay: `w -= w * weight_decay * lr` before the Adam step.
+    AdamW { beta_1: f64, beta_2: f64, epsilon: f64, amsgrad: bool, weight_decay: f64 },
+    Sgd { momentum: f64, nesterov: bool },
+    RmsProp { rho: f64, momentum: f64, epsilon: f64, centered: bool },
+}
+
+/// Gradient clipping (Keras allows one kind at a time).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Clip {
+    /// Each variable's gradient is rescaled to norm at most this.
+    pub clipnorm: Option<f64>,
+    /// Each gradient value is clipped to [-v, v].
+    pub clipvalue: Option<f64>,
+    /// All gradients together are rescaled to global norm at most this.
+    pub global_clipnorm: Option<f64>,
+}
+
+/// An optimizer with its per-variable slots.
+#[derive(Clone, Debug)]
+pub struct Optimizer {
+    pub rule: Rule,
+    pub schedule: Schedule,
+    pub clip: Clip,
+    /// Optimizer steps taken (Keras `iterations`).
+    pub iterations: u64,
+    /// A multiplier set by callbacks such as ReduceLROnPlateau (1 by default).
+    pub lr_override: Option<f64>,
+    slots: Vec<Vec<Vec<f64>>>,
+}
+
+impl Optimizer {
+    fn with(rule: Rule, lr: f64) -> Self {
+        Optimizer { rule, schedule: Schedule::Constant(lr), clip: Clip::default(), iterations: 0, lr_override: None, slots: Vec::new() }
+    }
+    /// Keras `Adam(learning_rate=lr)` with beta_1 0.9, beta_2 0.999, epsilon 1e-7.
+    pub fn adam(lr: f64) -> Self {
+        Self::with(Rule::Adam { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7, amsgrad: false }, lr)
+    }
+    /// Keras `AdamW(learning_rate=lr, weight_decay=0.004)`.
+    pub fn adamw(lr: f64, weight_decay: f64) -> Self {
+        Self::with(Rule::AdamW { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7, amsgrad: false, weight_decay }, lr)
+    }
+    /// Keras `SGD(learning_rate=lr, momentum, nesterov)`.
+    pub fn sgd(lr: f64, momentum: f64, nesterov: bool) -> Self {
+        Self::with(Rule::Sgd { momentum, nesterov }, lr)
+    }
+    /// Keras `RMSprop(learning_rate=lr)` with rho 0.9, no momentum, epsilon 1e-7.
+    pub fn rmsprop(lr: f64) -> Self {
+        Self::with(Rule::RmsProp { rho: 0.9, momentum: 0.0, epsilon: 1e-7, centered: false }, lr)
+    }
+
+    /// Builds from a name and options, as in a config file (`{type = "adam", learning_rate = 1e-3}`).
+    pub fn from_json(v: &serde_json::Value) -> Result<Self> {
+        let name = match v {
+            serde_json::Value::String(s) => s.as_str(),
+            _ => v.get("type").or_else(|| v.get("class_name")).and_then(|t| t.as_str()).unwrap_or(""),
+        };
+        let cfg = v.get("config").unwrap_or(v);
+        let num = |k: &str, d: f64| -> Result<f64> {
+            match cfg.get(k) {
+                None | Some(serde_json::Value::Null) => Ok(d),
+                Some(x) => x.as_f64().ok_or_else(|| Error::config(format!("optimizer '{name}': '{k}' must be a number, got {x}"))),
+            }
+        };
+        let flag = |k: &str| cfg.get(k).and_then(|x| x.as_bool()).unwrap_or(false);
+        let lr_default = match name.to_lowercase().as_str() {
+            "sgd" => 0.01,
+            _ => 0.001,
+        };
+        let lr = num("learning_rate", lr_default)?;
+        let (b1, b2, eps) = (num("beta_1", 0.9)?, num("beta_2", 0.999)?, num("epsilon", 1e-7)?);
+        let mut o = match name.to_lowercase().as_str() {
+            "adam" => Self::with(Rule::Adam { beta_1: b1, beta_2: b2, epsilon: eps, amsgrad: flag("amsgrad") }, lr),
+            "adamw" => Self::with(
+                Rule::AdamW { beta_1: b1, beta_2: b2, epsilon: eps, amsgrad: flag("amsgrad"), weight_decay: num("weight_decay", 0.004)? },
+                lr,
+            ),
+            "sgd" => Self::with(Rule::Sgd { momentum: num("momentum", 0.0)?, nesterov: flag("nesterov") }, lr),
+            "rmsprop" => Self::with(
+                Rule::RmsProp { rho: num("rho", 0.9)?, momentum: num("momentum", 0.0)?, epsilon: eps, centered: flag("centered") },
+                lr,
+            ),
+            other => {
+                return Err(Error::unsupported("optimizer", format!("'{other}' (known: adam, adamw, sgd, rmsprop)")))
+            }
+        };
+        o.clip = Clip {
+            clipnorm: cfg.get("clipnorm").and_then(|x| x.as_f64()),
+            clipvalue: cfg.get("clipvalue").and_then(|x| x.as_f64()),
+            global_clipnorm: cfg.get("global_clipnorm").and_then(|x| x.as_f64()),
+        };
+        o.validate()?;
+        Ok(o)
+    }
+
+    /// Checks the hyper-parameters once.
+    pub fn validate(&self) -> Result<()> {
+        let lr = self.schedule.at(0);
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(Error::config(format!("learning_rate must be a positive number, got {lr}")));
+        }
+        let set = [self.clip.clipnorm, self.clip.clipvalue, self.clip.global_clipnorm].iter().filter(|c| c.is_some()).count();
+        if set > 1 {
+            return Err(Error::config("only one of clipnorm, clipvalue and global_clipnorm may be set (as in Keras)"));
+        }
+        for c in [self.clip.clipnorm, self.clip.clipvalue, self.clip.global_clipnorm].into_iter().flatten() {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(Error::config(format!("clipping thresholds must be positive, got {c}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The learning rate the next step will use.
+    pub fn learning_rate(&self) -> f64 {
+        self.lr_override.unwrap_or_else(|| self.schedule.at(self.iterations))
+    }
+
+    /// Sets a fixed learning rate (used by ReduceLROnPlateau).
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.lr_override = Some(lr);
+    }
+
+    /// Applies one update to `params` from their `grad` buffers (left unchanged).
+    pub fn step<T: Scalar>(&mut self, params: &mut [&mut Param<T>]) {
+        let nslots = match self.rule {
+            Rule::Adam { amsgrad, .. } | Rule::AdamW { amsgrad, .. } => 2 + amsgrad as usize,
+            Rule::Sgd { momentum, .. } => (momentum != 0.0) as usize,
+            Rule::RmsProp { momentum, centered, .. } => 1 + (momentum > 0.0) as usize + centered as usize,
+        };
+        if self.slots.len() != params.len() {
+            self.slots = params.iter().map(|p| vec![vec![0.0; p.value.len()]; nslots]).collect();
+        }
+        let lr_f = r32(self.learning_rate());
+        let lr = T::of(lr_f);
+        let t = self.iterations + 1;
+
+        // Clipping, on copies of the gradients.
+        let mut grads: Vec<Vec<T>> = params.iter().map(|p| p.grad.clone()).collect();
+        if let Some(c) = self.clip.clipnorm {
+            for g in grads.iter_mut() {
+                let n = g.iter().map(|v| v.f64() * v.f64()).sum::<f64>().sqrt();
+                if n > c {
+                    let s = T::of(c / n);
+                    g.iter_mut().for_each(|v| *v *= s);
+                }
+            }
+        } else if let Some(c) = self.clip.global_clipnorm {
+            let n = grads.iter().flat_map(|g| g.iter()).map(|v| v.f64() * v.f64()).sum::<f64>().sqrt();
+            if n > c {
+                let s = T::of(c / n);
+                grads.iter_mut().flat_map(|g| g.iter_mut()).for_each(|v| *v *= s);
+            }
+        } else if let Some(c) = self.clip.clipvalue {
+            let (lo, hi) = (T::of(-c), T::of(c));
+            grads.iter_mut().flat_map(|g| g.iter_mut()).for_each(|v| *v = v.max(lo).min(hi));
+        }
+
+        for (pi, p) in params.iter_mut().enumerate() {
+            let g = &grads[pi];
+            let slots = &mut self.slots[pi];
+            match self.rule {
+                Rule::Adam { beta_1, beta_2, epsilon, amsgrad } | Rule::AdamW { beta_1, beta_2, epsilon, amsgrad, .. } => {
+                    if let Rule::AdamW { weight_decay, .. } = self.rule {
+                        // Keras: variable -= variable * weight_decay * learning_rate
+                        let wd = T::of(r32(weight_decay)) * lr;
+                        p.value.iter_mut().for_each(|w| *w -= *w * wd);
+                    }
+                    let b1 = T::of(r32(beta_1));
+                    let b2 = T::of(r32(beta_2));
+                    let alpha = lr * (T::one() - b2.powi(t as i32)).sqrt() / (T::one() - b1.powi(t as i32));
+                    let (c1, c2, eps) = (T::of(1.0 - beta_1), T::of(1.0 - beta_2), T::of(epsilon));
+                    let (ms, rest) = slots.split_at_mut(1);
+                    let (vs, vh) = rest.split_at_mut(1);
+                    for i in 0..p.value.len() {
+                        let gi = g[i];
+                        let mut m = T::of(ms[0][i]);
+                        let mut v = T::of(vs[0][i]);
+                        // m += (g - m)(1 - β1);  v += (g² - v)(1 - β2)
+                        m += (gi - m) * c1;
+                        v += (gi * gi - v) * c2;
+                        ms[0][i] = m.f64();
+                        vs[0][i] = v.f64();
+                        let vd = if amsgrad {
+                            let vhat = T::of(vh[0][i]).max(v);
+                            vh[0][i] = vhat.f64();
+                            vhat
+                        } else {
+                            v
+                        };
+                        // w -= m·α / (sqrt(v) + ε)
+                        p.value[i] -= m * alpha / (vd.sqrt() + eps);
+                    }
+                }
+                Rule::Sgd { momentum, nesterov } => {
+                    if momentum == 0.0 {
+                        for i in 0..p.value.len() {
+                            p.value[i] -= g[i] * lr;
+                        }
+                    } else {
+                        let mu = T::of(r32(momentum));
+                        for i in 0..p.value.len() {
+                            // m = -g·lr + m·μ
+                            let m = -g[i] * lr + T::of(slots[0][i]) * mu;
+                            slots[0][i] = m.f64();
+                            if nesterov {
+                                p.value[i] += -g[i] * lr + m * mu;
+                            } else {
+                                p.value[i] += m;
+                            }
+                        }
+                    }
+                }
+                Rule::RmsProp { rho, momentum, epsilon, centered } => {
+                    let (rh, one_m_rho, eps) = (T::of(rho), T::of(1.0 - rho), T::of(epsilon));
+                    for i in 0..p.value.len() {
+                        let gi = g[i];
+                        let vel = rh * T::of(slots[0][i]) + one_m_rho * gi * gi;
+                        slots[0][i] = vel.f64();
+                        let denom = if centered {
+                            let k = slots.len() - 1;
+                            let ag = rh * T::of(slots[k][i]) + one_m_rho * gi;
+                            slots[k][i] = ag.f64();
+                            vel - ag * ag + eps
+                        } else {
+                            vel + eps
+                        };
+                        let inc = lr * gi / denom.sqrt();
+                        if momentum > 0.0 {
+                            let mv = T::of(momentum) * T::of(slots[1][i]) + inc;
+                            slots[1][i] = mv.f64();
+                            p.value[i] -= mv;
+                        } else {
+                            p.value[i] -= inc;
+                        }
+                    }
+                }
+            }
+        }
+        self.iterations += 1;
+    }
+}

@@ -1,0 +1,308 @@
+//! The scalar trait, the one dense tensor type that flows between layers, and the single place
+//! that calls the matrix-multiply kernel.
+
+use crate::error::{Error, Result};
+use std::fmt::{Debug, Display};
+
+/// The floating-point types memcell computes in: `f32` (the default, as Keras) and `f64` (for
+/// precise physics work and gradient checks). One trait, not two copies of the code.
+pub trait Scalar:
+    num_traits::Float
+    + num_traits::FromPrimitive
+    + num_traits::ToPrimitive
+    + std::iter::Sum
+    + std::ops::AddAssign
+    + std::ops::SubAssign
+    + std::ops::MulAssign
+    + Default
+    + Debug
+    + Display
+    + Send
+    + Sync
+    + 'static
+{
+    /// The Keras dtype name: `"float32"` or `"float64"`.
+    const DTYPE: &'static str;
+    /// Converts from `f64`, rounding to the nearest representable value.
+    fn of(v: f64) -> Self;
+    /// Converts to `f64` exactly.
+    fn f64(self) -> f64;
+}
+
+impl Scalar for f32 {
+    const DTYPE: &'static str = "float32";
+    #[inline(always)]
+    fn of(v: f64) -> Self {
+        v as f32
+    }
+    #[inline(always)]
+    fn f64(self) -> f64 {
+        self as f64
+    }
+}
+
+impl Scalar for f64 {
+    const DTYPE: &'static str = "float64";
+    #[inline(always)]
+    fn of(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn f64(self) -> f64 {
+        self
+    }
+}
+
+/// A dense row-major tensor: the values that flow between layers.
+///
+/// Shapes follow Keras: `(batch, features)` or `(batch, time, features)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor<T> {
+    pub shape: Vec<usize>,
+    pub data: Vec<T>,
+}
+
+impl<T: Scalar> Tensor<T> {
+    /// A tensor of zeros.
+    pub fn zeros(shape: &[usize]) -> Self {
+        Tensor { shape: shape.to_vec(), data: vec![T::zero(); shape.iter().product()] }
+    }
+
+    /// Wraps `data` with `shape`; fails if the element count does not match.
+    pub fn new(shape: &[usize], data: Vec<T>) -> Result<Self> {
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(Error::shape(
+                "Tensor::new",
+                format!("{n} values for shape {shape:?}"),
+                format!("{} values", data.len()),
+            ));
+        }
+        Ok(Tensor { shape: shape.to_vec(), data })
+    }
+
+    /// Builds from `f64` values (converted to `T`).
+    pub fn from_f64(shape: &[usize], data: &[f64]) -> Result<Self> {
+        Self::new(shape, data.iter().map(|&v| T::of(v)).collect())
+    }
+
+    /// The values as `f64`.
+    pub fn to_f64(&self) -> Vec<f64> {
+        self.data.iter().map(|v| v.f64()).collect()
+    }
+
+    /// Number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// Size of the first (batch) axis.
+    pub fn batch(&self) -> usize {
+        self.shape.first().copied().unwrap_or(0)
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// True when the tensor holds no elements.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Size of the last axis.
+    pub fn last_dim(&self) -> usize {
+        self.shape.last().copied().unwrap_or(1)
+    }
+
+    /// Rows `start..end` of the first axis, copied.
+    pub fn slice_batch(&self, start: usize, end: usize) -> Self {
+        let row: usize = self.shape[1..].iter().product();
+        let mut shape = self.shape.clone();
+        shape[0] = end - start;
+        Tensor { shape, data: self.data[start * row..end * row].to_vec() }
+    }
+
+    /// The rows named by `idx` along the first axis, in that order.
+    pub fn gather_batch(&self, idx: &[usize]) -> Self {
+        let row: usize = self.shape[1..].iter().product();
+        let mut data = Vec::with_capacity(idx.len() * row);
+        for &i in idx {
+            data.extend_from_slice(&self.data[i * row..(i + 1) * row]);
+        }
+        let mut shape = self.shape.clone();
+        shape[0] = idx.len();
+        Tensor { shape, data }
+    }
+
+    /// Concatenates tensors along the first axis.
+    pub fn concat_batch(parts: &[Tensor<T>]) -> Self {
+        let mut shape = parts[0].shape.clone();
+        shape[0] = parts.iter().map(|p| p.shape[0]).sum();
+        let data = parts.iter().flat_map(|p| p.data.iter().copied()).collect();
+        Tensor { shape, data }
+    }
+
+    /// The first value that is NaN or infinite, with its flat index.
+    pub fn first_non_finite(&self) -> Option<(usize, f64)> {
+        self.data.iter().position(|v| !v.is_finite()).map(|i| (i, self.data[i].f64()))
+    }
+
+    /// Converts between precisions.
+    pub fn cast<U: Scalar>(&self) -> Tensor<U> {
+        Tensor { shape: self.shape.clone(), data: self.data.iter().map(|v| U::of(v.f64())).collect() }
+    }
+}
+
+/// Whether a GEMM overwrites its destination or adds into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acc {
+    /// `C = A·B`
+    Overwrite,
+    /// `C += A·B`
+    Add,
+}
+
+/// Number of threads the GEMM may use for large products (set with `MEMCELL_THREADS` or
+/// [`set_threads`]); small products always run on one thread.
+static THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Sets the number of threads large matrix products may use (0 = all cores).
+pub fn set_threads(n: usize) {
+    THREADS.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn threads() -> usize {
+    let n = THREADS.load(std::sync::atomic::Ordering::Relaxed);
+    if n > 0 {
+        return n;
+    }
+    let n = std::env::var("MEMCELL_THREADS")
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    THREADS.store(n, std::sync::atomic::Ordering::Relaxed);
+    n
+}
+
+/// Row-major matrix product, the one call into the GEMM kernel:
+/// `C (m, n) [+]= op(A) · op(B)` with `op(A)` of shape (m, k) and `op(B)` of shape (k, n).
+///
+/// `a` is stored as (m, k) row-major, or as (k, m) when `ta` (it is then transposed); likewise
+/// `b` as (k, n), or (n, k) when `tb`. `lda`, `ldb`, `ldc` are the row strides of the stored
+/// matrices. Products above ~4 MFLOP use up to [`set_threads`] threads; smaller ones run on
+/// the calling thread (threads cost more than they give on the seed's tiny models).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm<T: Scalar>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    ta: bool,
+    b: &[T],
+    ldb: usize,
+    tb: bool,
+    c: &mut [T],
+    ldc: usize,
+    acc: Acc,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if acc == Acc::Overwrite {
+            for i in 0..m {
+                c[i * ldc..i * ldc + n].fill(T::zero());
+            }
+        }
+        return;
+    }
+    // Bounds: the kernel reads raw pointers, so check the extents once here.
+    let a_need = if ta { (k - 1) * lda + m } else { (m - 1) * lda + k };
+    let b_need = if tb { (n - 1) * ldb + k } else { (k - 1) * ldb + n };
+    assert!(a.len() >= a_need && b.len() >= b_need && c.len() >= (m - 1) * ldc + n, "gemm extents");
+    let (a_rs, a_cs) = if ta { (1isize, lda as isize) } else { (lda as isize, 1isize) };
+    let (b_rs, b_cs) = if tb { (1isize, ldb as isize) } else { (ldb as isize, 1isize) };
+    let flops = 2.0 * m as f64 * n as f64 * k as f64;
+    let par = if flops > 4.0e6 && threads() > 1 {
+        gemm::Parallelism::Rayon(threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: extents checked above; T is f32 or f64, which the kernel supports.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            ldc as isize,
+            acc == Acc::Add,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// Adds the column sums of `x` (rows, cols) into `out` (cols): the bias gradient.
+pub fn add_col_sums<T: Scalar>(x: &[T], cols: usize, out: &mut [T]) {
+    for row in x.chunks_exact(cols) {
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o += v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, n: usize, k: usize, a: &[f64], ta: bool, b: &[f64], tb: bool) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for p in 0..k {
+                    let av = if ta { a[p * m + i] } else { a[i * k + p] };
+                    let bv = if tb { b[j * k + p] } else { b[p * n + j] };
+                    c[i * n + j] += av * bv;
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn gemm_matches_naive_for_every_transpose_and_accumulate() {
+        let (m, n, k) = (7, 5, 3);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.91).cos()).collect();
+        for ta in [false, true] {
+            for tb in [false, true] {
+                let want = naive(m, n, k, &a, ta, &b, tb);
+                let mut c = vec![1.0; m * n];
+                gemm(m, n, k, &a, if ta { m } else { k }, ta, &b, if tb { k } else { n }, tb, &mut c, n, Acc::Overwrite);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - y).abs() < 1e-12);
+                }
+                gemm(m, n, k, &a, if ta { m } else { k }, ta, &b, if tb { k } else { n }, tb, &mut c, n, Acc::Add);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - 2.0 * y).abs() < 1e-12);
+                }
+            }
+        }
+    }
+}
