@@ -7,7 +7,9 @@ pub mod init;
 pub mod io;
 pub mod layers;
 pub mod loss;
+pub mod model;
 pub mod optim;
 pub mod tensor;
+pub mod verify;
 
 pub use error::{Error, Result};

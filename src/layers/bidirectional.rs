@@ -88,6 +88,9 @@ impl<T: Scalar> Layer<T> for Bidirectional<T> {
     fn name(&self) -> &str {
         &self.name
     }
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+    }
     fn class_name(&self) -> &'static str {
         "Bidirectional"
     }

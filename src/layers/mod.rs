@@ -145,6 +145,8 @@ pub struct Ctx<'a, T> {
 pub trait Layer<T: Scalar>: Send {
     /// The layer's name (weights are saved as `<name>/<variable>`).
     fn name(&self) -> &str;
+    /// Renames the layer (a model makes names unique as Keras does: `dense`, `dense_1`, ...).
+    fn set_name(&mut self, name: &str);
     /// The Keras class name, e.g. `"LSTM"`.
     fn class_name(&self) -> &'static str;
     /// Creates the weights for inputs of shape `input` (without the batch axis) and returns the

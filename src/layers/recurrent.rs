@@ -244,6 +244,9 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
     fn name(&self) -> &str {
         &self.name
     }
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+    }
     fn class_name(&self) -> &'static str {
         C::CLASS
     }

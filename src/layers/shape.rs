@@ -25,6 +25,9 @@ impl<T: Scalar> Layer<T> for Masking {
     fn name(&self) -> &str {
         &self.name
     }
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+    }
     fn class_name(&self) -> &'static str {
         "Masking"
     }
@@ -85,6 +88,9 @@ impl<T: Scalar> Layer<T> for Dropout<T> {
     fn name(&self) -> &str {
         &self.name
     }
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+    }
     fn class_name(&self) -> &'static str {
         "Dropout"
     }
@@ -136,6 +142,9 @@ impl RepeatVector {
 impl<T: Scalar> Layer<T> for RepeatVector {
     fn name(&self) -> &str {
         &self.name
+    }
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
     }
     fn class_name(&self) -> &'static str {
         "RepeatVector"
@@ -202,6 +211,9 @@ impl<T: Scalar> Layer<T> for Flatten {
     fn name(&self) -> &str {
         &self.name
     }
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+    }
     fn class_name(&self) -> &'static str {
         "Flatten"
     }
@@ -239,6 +251,9 @@ impl Reshape {
 impl<T: Scalar> Layer<T> for Reshape {
     fn name(&self) -> &str {
         &self.name
+    }
+    fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
     }
     fn class_name(&self) -> &'static str {
         "Reshape"

@@ -1,0 +1,315 @@
+//! Training with Keras's `fit` semantics: `validation_split` takes the *last* fraction of the
+//! samples before any shuffling (Keras 3: the first floor(N·(1-v)) train), the training
+//! samples are reshuffled every epoch, batches of `batch_size` (the last one smaller), the
+//! epoch's `loss` is the batch-size-weighted mean of the batch losses (regularization
+//! included), and `val_loss` is evaluated at the end of the epoch.
+
+use super::callbacks::{Callback, Logs};
+use super::Sequential;
+use crate::error::{Error, Result};
+use crate::loss::Loss;
+use crate::optim::Optimizer;
+use crate::tensor::{Scalar, Tensor};
+use rand::seq::SliceRandom;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+
+/// Options of [`Sequential::fit`], with Keras's defaults.
+#[derive(Clone, Debug)]
+pub struct FitOptions<T: Scalar> {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Fraction of the samples, taken from the end, held out for validation.
+    pub validation_split: f64,
+    /// Explicit validation data (takes precedence over `validation_split`).
+    pub validation_data: Option<(Tensor<T>, Tensor<T>)>,
+    /// Reshuffle the training samples before every epoch.
+    pub shuffle: bool,
+    /// Show a progress bar (only ever drawn on a terminal).
+    pub verbose: bool,
+}
+
+impl<T: Scalar> Default for FitOptions<T> {
+    fn default() -> Self {
+        FitOptions { epochs: 1, batch_size: 32, validation_split: 0.0, validation_data: None, shuffle: true, verbose: true }
+    }
+}
+
+impl<T: Scalar> FitOptions<T> {
+    pub fn epochs(mut self, n: usize) -> Self {
+        self.epochs = n;
+        self
+    }
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n;
+        self
+    }
+    pub fn validation_split(mut self, v: f64) -> Self {
+        self.validation_split = v;
+        self
+    }
+    pub fn validation_data(mut self, x: Tensor<T>, y: Tensor<T>) -> Self {
+        self.validation_data = Some((x, y));
+        self
+    }
+    pub fn shuffle(mut self, s: bool) -> Self {
+        self.shuffle = s;
+        self
+    }
+    pub fn verbose(mut self, v: bool) -> Self {
+        self.verbose = v;
+        self
+    }
+}
+
+/// What `fit` returns: one value per epoch for every logged quantity (Keras `History.history`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct History {
+    /// `loss`, `val_loss`, metric names (`mae`, `val_mae`, ...) and `learning_rate`.
+    pub history: BTreeMap<String, Vec<f64>>,
+    /// Epochs actually run (early stopping may end before `epochs`).
+    pub epochs_run: usize,
+}
+
+impl History {
+    /// The series of one logged quantity (empty if never logged).
+    pub fn get(&self, key: &str) -> &[f64] {
+        self.history.get(key).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+    pub fn loss(&self) -> &[f64] {
+        self.get("loss")
+    }
+    pub fn val_loss(&self) -> &[f64] {
+        self.get("val_loss")
+    }
+}
+
+impl<T: Scalar> Sequential<T> {
+    /// Sets the loss and the optimizer (Keras `compile`).
+    pub fn compile(&mut self, loss: Loss, optimizer: Optimizer) -> Result<()> {
+        optimizer.validate()?;
+        self.loss = Some(loss);
+        self.optimizer = Some(optimizer);
+        self.metrics.clear();
+        Ok(())
+    }
+
+    /// Like [`Sequential::compile`], with extra metrics logged per epoch (`mae`, `mse`, ...).
+    pub fn compile_with_metrics(&mut self, loss: Loss, optimizer: Optimizer, metrics: &[Loss]) -> Result<()> {
+        self.compile(loss, optimizer)?;
+        self.metrics = metrics.to_vec();
+        Ok(())
+    }
+
+    /// The optimizer set by `compile`.
+    pub fn optimizer(&self) -> Option<&Optimizer> {
+        self.optimizer.as_ref()
+    }
+
+    /// The optimizer, mutable (callbacks change its learning rate).
+    pub fn optimizer_mut(&mut self) -> Option<&mut Optimizer> {
+        self.optimizer.as_mut()
+    }
+
+    fn check_targets(&self, x: &Tensor<T>, y: &Tensor<T>, what: &str) -> Result<()> {
+        let out = self.output_shape().expect("built");
+        if y.shape.len() != out.len() + 1 || y.shape[1..] != out[..] || y.batch() != x.batch() {
+            return Err(Error::shape(
+                format!("targets ({what})"),
+                format!("({}, {})", x.batch(), out.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")),
+                format!("{:?}", y.shape),
+            ));
+        }
+        if let Some((i, v)) = y.first_non_finite() {
+            return Err(Error::data(format!("{what} targets hold a non-finite value {v} at flat index {i}")));
+        }
+        Ok(())
+    }
+
+    /// Trains the model (Keras `fit`). Stops with [`Error::NonFiniteLoss`] naming the epoch and
+    /// batch (both counted from 1) if the loss turns NaN or infinite; the weights are then those
+    /// before the offending step.
+    pub fn fit(
+        &mut self,
+        x: &Tensor<T>,
+        y: &Tensor<T>,
+        opts: &FitOptions<T>,
+        callbacks: &mut [&mut dyn Callback<T>],
+    ) -> Result<History> {
+        let loss_fn = self.loss.ok_or_else(|| Error::config("call compile(loss, optimizer) before fit"))?;
+        self.ensure_built()?;
+        if opts.batch_size == 0 {
+            return Err(Error::config("batch_size must be a positive integer, got 0"));
+        }
+        if !(opts.validation_split.is_finite() && (0.0..1.0).contains(&opts.validation_split)) {
+            return Err(Error::config(format!("validation_split must be in [0, 1), got {}", opts.validation_split)));
+        }
+        if x.batch() == 0 {
+            return Err(Error::data("fit got no samples (x is empty)"));
+        }
+        self.check_input(x, "training data")?;
+        self.check_targets(x, y, "training")?;
+
+        // Keras 3: split before shuffling; the first floor(N (1 - v)) samples train.
+        let n = x.batch();
+        let (xt, yt, val) = if let Some((xv, yv)) = &opts.validation_data {
+            self.check_input(xv, "validation data")?;
+            self.check_targets(xv, yv, "validation")?;
+            (x.clone(), y.clone(), Some((xv.clone(), yv.clone())))
+        } else if opts.validation_split > 0.0 {
+            let split = ((n as f64) * (1.0 - opts.validation_split)).floor() as usize;
+            if split == 0 || split == n {
+                return Err(Error::data(format!(
+                    "validation_split {} of {n} samples leaves {split} for training and {} for validation; both must be non-empty",
+                    opts.validation_split,
+                    n - split
+                )));
+            }
+            (x.slice_batch(0, split), y.slice_batch(0, split), Some((x.slice_batch(split, n), y.slice_batch(split, n))))
+        } else {
+            (x.clone(), y.clone(), None)
+        };
+
+        let mut history = History::default();
+        let mut order: Vec<usize> = (0..xt.batch()).collect();
+        let nb = xt.batch().div_ceil(opts.batch_size);
+        let bar = progress_bar(opts.verbose, opts.epochs as u64);
+        for cb in callbacks.iter_mut() {
+            cb.on_train_begin(self)?;
+        }
+        let metrics = self.metrics.clone();
+        for epoch in 0..opts.epochs {
+            if opts.shuffle {
+                order.shuffle(&mut self.rng);
+            }
+            let (mut loss_sum, mut count) = (0.0f64, 0usize);
+            let mut metric_sums = vec![0.0f64; metrics.len()];
+            for bi in 0..nb {
+                let idx = &order[bi * opts.batch_size..((bi + 1) * opts.batch_size).min(order.len())];
+                let (xb, yb) = if idx.len() == xt.batch() && !opts.shuffle {
+                    (xt.clone(), yt.clone())
+                } else {
+                    (xt.gather_batch(idx), yt.gather_batch(idx))
+                };
+                let pred = self.call(&xb, true, None, None)?;
+                let mut g = Tensor::zeros(&pred.shape);
+                let l = loss_fn.compute(&pred, &yb, Some(&mut g))? + self.regularization_loss();
+                if !l.is_finite() {
+                    bar.abandon();
+                    return Err(Error::NonFiniteLoss { epoch: epoch + 1, batch: bi + 1, value: l });
+                }
+                for (s, m) in metric_sums.iter_mut().zip(&metrics) {
+                    *s += m.compute(&pred, &yb, None)? * idx.len() as f64;
+                }
+                self.zero_grad();
+                self.backward(&g)?;
+                self.add_regularization_grads();
+                let mut opt = self.optimizer.take().expect("compiled");
+                {
+                    let mut ps = self.params_mut();
+                    opt.step(&mut ps);
+                }
+                self.optimizer = Some(opt);
+                loss_sum += l * idx.len() as f64;
+                count += idx.len();
+            }
+            let mut logs = Logs::new();
+            logs.insert("loss".into(), loss_sum / count as f64);
+            for (m, s) in metrics.iter().zip(&metric_sums) {
+                logs.insert(m.name().into(), s / count as f64);
+            }
+            if let Some((xv, yv)) = &val {
+                let (vl, vm) = self.evaluate_all(xv, yv, opts.batch_size, &metrics)?;
+                logs.insert("val_loss".into(), vl);
+                for (m, v) in metrics.iter().zip(vm) {
+                    logs.insert(format!("val_{}", m.name()), v);
+                }
+            }
+            logs.insert("learning_rate".into(), self.optimizer.as_ref().expect("compiled").learning_rate());
+            for (k, v) in &logs {
+                history.history.entry(k.clone()).or_default().push(*v);
+            }
+            history.epochs_run = epoch + 1;
+            bar.set_position(epoch as u64 + 1);
+            bar.set_message(format!(
+                "loss {:.4e}{}",
+                logs["loss"],
+                logs.get("val_loss").map(|v| format!("  val_loss {v:.4e}")).unwrap_or_default()
+            ));
+            let mut stop = false;
+            for cb in callbacks.iter_mut() {
+                stop |= cb.on_epoch_end(epoch, &logs, self)?;
+            }
+            if stop {
+                break;
+            }
+        }
+        for cb in callbacks.iter_mut() {
+            cb.on_train_end(self)?;
+        }
+        bar.finish_and_clear();
+        Ok(history)
+    }
+
+    fn evaluate_all(&mut self, x: &Tensor<T>, y: &Tensor<T>, batch_size: usize, metrics: &[Loss]) -> Result<(f64, Vec<f64>)> {
+        let loss_fn = self.loss.ok_or_else(|| Error::config("call compile(loss, optimizer) before evaluate"))?;
+        let n = x.batch();
+        if n == 0 {
+            return Err(Error::data("evaluate got no samples"));
+        }
+        let bs = batch_size.max(1);
+        let (mut s, mut ms) = (0.0, vec![0.0; metrics.len()]);
+        for start in (0..n).step_by(bs) {
+            let end = (start + bs).min(n);
+            let (xb, yb) = (x.slice_batch(start, end), y.slice_batch(start, end));
+            let pred = self.call(&xb, false, None, None)?;
+            let l = loss_fn.compute(&pred, &yb, None)? + self.regularization_loss();
+            s += l * (end - start) as f64;
+            for (acc, m) in ms.iter_mut().zip(metrics) {
+                *acc += m.compute(&pred, &yb, None)? * (end - start) as f64;
+            }
+        }
+        Ok((s / n as f64, ms.into_iter().map(|v| v / n as f64).collect()))
+    }
+
+    /// The loss (regularization included) over `x`, `y`, in batches (Keras `evaluate`).
+    pub fn evaluate(&mut self, x: &Tensor<T>, y: &Tensor<T>, batch_size: usize) -> Result<f64> {
+        self.ensure_built()?;
+        self.check_input(x, "evaluation data")?;
+        self.check_targets(x, y, "evaluation")?;
+        Ok(self.evaluate_all(x, y, batch_size, &[])?.0)
+    }
+
+    /// Inference in batches of `batch_size` (Keras `predict`, default batch 32).
+    pub fn predict(&mut self, x: &Tensor<T>, batch_size: usize) -> Result<Tensor<T>> {
+        self.ensure_built()?;
+        self.check_input(x, "prediction input")?;
+        let n = x.batch();
+        if n == 0 {
+            return Err(Error::data("predict got no samples"));
+        }
+        let bs = batch_size.max(1);
+        if n <= bs {
+            return self.call(x, false, None, None);
+        }
+        let mut parts = Vec::new();
+        for start in (0..n).step_by(bs) {
+            let xb = x.slice_batch(start, (start + bs).min(n));
+            parts.push(self.call(&xb, false, None, None)?);
+        }
+        Ok(Tensor::concat_batch(&parts))
+    }
+}
+
+fn progress_bar(verbose: bool, len: u64) -> indicatif::ProgressBar {
+    if !verbose || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(len);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("epoch {pos:>4}/{len} [{bar:30}] {elapsed_precise} {msg}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    pb
+}
