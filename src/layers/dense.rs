@@ -112,7 +112,8 @@ impl<T: Scalar> Layer<T> for Dense<T> {
         apply_rows(self.activation, &self.z, &mut self.y, u);
         self.x = x.clone();
         self.activity = match &self.activity_regularizer {
-            Some(r) => r.penalty(&self.y) / x.batch().max(1) as f64,
+            // Keras 3 adds the penalty of the whole output, not divided by the batch size.
+            Some(r) => r.penalty(&self.y),
             None => 0.0,
         };
         let mut shape = x.shape.clone();
@@ -125,7 +126,7 @@ impl<T: Scalar> Layer<T> for Dense<T> {
         let rows = self.z.len() / u;
         let mut dz = dy.data.clone(); // (rows, u)
         if let Some(r) = &self.activity_regularizer {
-            r.add_grad(&self.y, &mut dz, 1.0 / self.x.batch().max(1) as f64);
+            r.add_grad(&self.y, &mut dz, 1.0);
         }
         // y = f(z)
         backprop_rows(self.activation, &self.z, &self.y, &mut dz, u);

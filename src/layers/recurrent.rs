@@ -492,7 +492,8 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
             Tensor { shape: vec![b, h], data: sv.out[(tl - 1) * bh..].to_vec() }
         };
         self.activity = match &self.activity_regularizer {
-            Some(r) => r.penalty(&y.data) / b.max(1) as f64,
+            // Keras 3: the penalty of the whole output, not divided by the batch size.
+            Some(r) => r.penalty(&y.data),
             None => 0.0,
         };
         Ok(y)
@@ -518,7 +519,7 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
             } else {
                 sv.out[(tl - 1) * bh..].to_vec()
             };
-            r.add_grad(&y, &mut dyv, 1.0 / b.max(1) as f64);
+            r.add_grad(&y, &mut dyv, 1.0);
         }
 
         let mut dp_all = vec![T::zero(); tl * b * gh];

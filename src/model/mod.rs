@@ -154,6 +154,12 @@ impl<T: Scalar> Sequential<T> {
         Ok(())
     }
 
+    /// Restarts the stream that drives shuffling, dropout and noise from `seed` (so a
+    /// training-mode call can be repeated with the same dropout masks).
+    pub fn reseed_rng(&mut self, seed: u64) {
+        self.rng = rng_from_seed(seed);
+    }
+
     pub(crate) fn ensure_built(&mut self) -> Result<()> {
         if !self.built {
             self.build()?;
@@ -323,7 +329,7 @@ impl<T: Scalar> Sequential<T> {
     }
 
     /// Adds the weight penalties' gradients into the gradient buffers.
-    pub(crate) fn add_regularization_grads(&mut self) {
+    pub fn add_regularization_grads(&mut self) {
         for p in self.params_mut() {
             if let Some(r) = p.regularizer {
                 let Param { value, grad, .. } = p;
