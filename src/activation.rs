@@ -32,9 +32,32 @@ pub enum Activation {
     Exponential,
     /// `x * tanh(softplus(x))`.
     Mish,
+    /// `max(0, x) + min(0, exp(x) - 1)` (alpha 1).
+    Celu,
+    /// `clip(x, -1, 1)`.
+    HardTanh,
+    /// `x` where `|x| > 0.5`, else 0.
+    HardShrink,
+    /// `x - 0.5 sign(x)` where `|x| > 0.5`, else 0.
+    SoftShrink,
+    /// `x - tanh(x)`.
+    TanhShrink,
+    /// `-softplus(-x)`.
+    LogSigmoid,
+    /// 0 below -1, `(x + 1)^2 / 4` on (-1, 1), `x` above 1.
+    SparsePlus,
+    /// 0 below -1, `(x + 1) / 2` on (-1, 1), 1 above 1.
+    SparseSigmoid,
+    /// `(x + sqrt(x^2 + 4)) / 2` (b = 4).
+    Squareplus,
     /// Only for Dense: normalised exponentials over the last axis.
     Softmax,
 }
+
+/// TensorFlow rounds these constants to float32 even in float64 graphs; so do we, to match
+/// Keras to the last bit.
+const LEAKY_SLOPE: f64 = 0.2f32 as f64;
+const GELU_INV_SQRT2: f64 = std::f32::consts::FRAC_1_SQRT_2 as f64;
 
 const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
 const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
@@ -60,12 +83,22 @@ impl Activation {
             "exponential" => Activation::Exponential,
             "mish" => Activation::Mish,
             "softmax" => Activation::Softmax,
+            "celu" => Activation::Celu,
+            "hard_tanh" => Activation::HardTanh,
+            "hard_shrink" => Activation::HardShrink,
+            "soft_shrink" => Activation::SoftShrink,
+            "tanh_shrink" => Activation::TanhShrink,
+            "log_sigmoid" => Activation::LogSigmoid,
+            "sparse_plus" => Activation::SparsePlus,
+            "sparse_sigmoid" => Activation::SparseSigmoid,
+            "squareplus" => Activation::Squareplus,
             other => {
                 return Err(Error::unsupported(
                     "activation",
                     format!(
                         "'{other}' (known: linear, tanh, sigmoid, hard_sigmoid, relu, relu6, leaky_relu, elu, selu, \
-                         softplus, softsign, silu/swish, hard_silu, gelu, exponential, mish, softmax)"
+                         softplus, softsign, silu/swish, hard_silu, gelu, exponential, mish, celu, hard_tanh, hard_shrink, \
+                         soft_shrink, tanh_shrink, log_sigmoid, sparse_plus, sparse_sigmoid, squareplus, softmax)"
                     ),
                 ))
             }
@@ -92,6 +125,15 @@ impl Activation {
             Activation::Exponential => "exponential",
             Activation::Mish => "mish",
             Activation::Softmax => "softmax",
+            Activation::Celu => "celu",
+            Activation::HardTanh => "hard_tanh",
+            Activation::HardShrink => "hard_shrink",
+            Activation::SoftShrink => "soft_shrink",
+            Activation::TanhShrink => "tanh_shrink",
+            Activation::LogSigmoid => "log_sigmoid",
+            Activation::SparsePlus => "sparse_plus",
+            Activation::SparseSigmoid => "sparse_sigmoid",
+            Activation::Squareplus => "squareplus",
         }
     }
 
@@ -116,10 +158,10 @@ impl Activation {
                 if z > zero {
                     z
                 } else {
-                    T::of(0.2) * z
+                    T::of(LEAKY_SLOPE) * z
                 }
             }
-            Activation::Elu => {
+            Activation::Elu | Activation::Celu => {
                 if z > zero {
                     z
                 } else {
@@ -137,9 +179,47 @@ impl Activation {
             Activation::Softsign => z / (one + z.abs()),
             Activation::Silu => z * sigmoid(z),
             Activation::HardSilu => z * hard_sigmoid(z),
-            Activation::Gelu => T::of(0.5) * z * (one + erf(z / T::of(std::f64::consts::SQRT_2))),
+            Activation::Gelu => T::of(0.5) * z * (one + erf(z * T::of(GELU_INV_SQRT2))),
             Activation::Exponential => z.exp(),
             Activation::Mish => z * softplus(z).tanh(),
+            Activation::HardTanh => z.max(-one).min(one),
+            Activation::HardShrink => {
+                if z.abs() > T::of(0.5) {
+                    z
+                } else {
+                    zero
+                }
+            }
+            Activation::SoftShrink => {
+                if z > T::of(0.5) {
+                    z - T::of(0.5)
+                } else if z < T::of(-0.5) {
+                    z + T::of(0.5)
+                } else {
+                    zero
+                }
+            }
+            Activation::TanhShrink => z - z.tanh(),
+            Activation::LogSigmoid => -softplus(-z),
+            Activation::SparsePlus => {
+                if z <= -one {
+                    zero
+                } else if z >= one {
+                    z
+                } else {
+                    (z + one) * (z + one) * T::of(0.25)
+                }
+            }
+            Activation::SparseSigmoid => {
+                if z <= -one {
+                    zero
+                } else if z >= one {
+                    one
+                } else {
+                    (z + one) * T::of(0.5)
+                }
+            }
+            Activation::Squareplus => (z + (z * z + T::of(4.0)).sqrt()) * T::of(0.5),
         }
     }
 
@@ -178,10 +258,10 @@ impl Activation {
                 if z > zero {
                     one
                 } else {
-                    T::of(0.2)
+                    T::of(LEAKY_SLOPE)
                 }
             }
-            Activation::Elu => {
+            Activation::Elu | Activation::Celu => {
                 if z > zero {
                     one
                 } else {
@@ -210,8 +290,10 @@ impl Activation {
                 h + z * dh
             }
             Activation::Gelu => {
-                let cdf = T::of(0.5) * (one + erf(z / T::of(std::f64::consts::SQRT_2)));
-                let pdf = (-(z * z) * T::of(0.5)).exp() * T::of(1.0 / (2.0 * std::f64::consts::PI).sqrt());
+                let c = T::of(GELU_INV_SQRT2);
+                let cdf = T::of(0.5) * (one + erf(z * c));
+                // d erf(cz)/dz = 2c/sqrt(pi) exp(-(cz)^2)
+                let pdf = (-(z * c) * (z * c)).exp() * c * T::of(std::f64::consts::FRAC_2_SQRT_PI) * T::of(0.5);
                 cdf + z * pdf
             }
             Activation::Exponential => y,
@@ -220,6 +302,42 @@ impl Activation {
                 let t = sp.tanh();
                 t + z * (one - t * t) * sigmoid(z)
             }
+            Activation::HardTanh => {
+                if z > -one && z < one {
+                    one
+                } else {
+                    zero
+                }
+            }
+            Activation::HardShrink | Activation::SoftShrink => {
+                if z.abs() > T::of(0.5) {
+                    one
+                } else {
+                    zero
+                }
+            }
+            Activation::TanhShrink => {
+                let t = z.tanh();
+                t * t
+            }
+            Activation::LogSigmoid => sigmoid(-z),
+            Activation::SparsePlus => {
+                if z <= -one {
+                    zero
+                } else if z >= one {
+                    one
+                } else {
+                    (z + one) * T::of(0.5)
+                }
+            }
+            Activation::SparseSigmoid => {
+                if z <= -one || z >= one {
+                    zero
+                } else {
+                    T::of(0.5)
+                }
+            }
+            Activation::Squareplus => (one + z / (z * z + T::of(4.0)).sqrt()) * T::of(0.5),
         }
     }
 }
@@ -316,6 +434,15 @@ mod tests {
             Activation::Gelu,
             Activation::Exponential,
             Activation::Mish,
+            Activation::Celu,
+            Activation::HardTanh,
+            Activation::HardShrink,
+            Activation::SoftShrink,
+            Activation::TanhShrink,
+            Activation::LogSigmoid,
+            Activation::SparsePlus,
+            Activation::SparseSigmoid,
+            Activation::Squareplus,
         ];
         for act in all {
             for &z in &[-4.1f64, -2.3, -0.7, -0.1, 0.13, 0.9, 2.2, 3.7, 6.4] {

@@ -140,8 +140,8 @@ impl Optimizer {
     /// Checks the hyper-parameters once.
     pub fn validate(&self) -> Result<()> {
         let lr = self.schedule.at(0);
-        if !(lr.is_finite() && lr > 0.0) {
-            return Err(Error::config(format!("learning_rate must be a positive number, got {lr}")));
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(Error::config(format!("learning_rate must be a finite number >= 0, got {lr}")));
         }
         let set = [self.clip.clipnorm, self.clip.clipvalue, self.clip.global_clipnorm].iter().filter(|c| c.is_some()).count();
         if set > 1 {

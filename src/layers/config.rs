@@ -142,12 +142,14 @@ pub fn layer_from_config<T: Scalar>(class_name: &str, cfg: &Value) -> Result<Box
             let inner_name = name_of(&inner_cfg, &inner_class.to_lowercase());
             let go_back = get_bool(&inner_cfg, "go_backwards", false)?;
             let mut fcfg = inner_cfg.clone();
-            fcfg["name"] = Value::String(format!("forward_{inner_name}"));
+            // Keras 3 names the copies "forward_" / "backward_" + the inner name, without
+            // doubling a prefix that is already there (a saved config holds "forward_gru").
+            fcfg["name"] = Value::String(format!("forward_{}", inner_name.strip_prefix("forward_").unwrap_or(&inner_name)));
             let bcfg = match cfg.get("backward_layer").and_then(|b| b.get("config")) {
                 Some(b) => b.clone(),
                 None => {
                     let mut b = inner_cfg.clone();
-                    b["name"] = Value::String(format!("backward_{inner_name}"));
+                    b["name"] = Value::String(format!("backward_{}", inner_name.strip_prefix("backward_").unwrap_or(&inner_name)));
                     b["go_backwards"] = Value::Bool(!go_back);
                     b
                 }
