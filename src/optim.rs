@@ -7,7 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::layers::Param;
-use crate::tensor::Scalar;
+use crate::tensor::{Scalar, Slots};
 
 /// Rounds through f32, as Keras does for values it stores in float32 variables.
 fn r32(v: f64) -> f64 {
@@ -69,12 +69,12 @@ pub struct Optimizer {
     pub iterations: u64,
     /// A multiplier set by callbacks such as ReduceLROnPlateau (1 by default).
     pub lr_override: Option<f64>,
-    slots: Vec<Vec<Vec<f64>>>,
+    slots: Slots,
 }
 
 impl Optimizer {
     fn with(rule: Rule, lr: f64) -> Self {
-        Optimizer { rule, schedule: Schedule::Constant(lr), clip: Clip::default(), iterations: 0, lr_override: None, slots: Vec::new() }
+        Optimizer { rule, schedule: Schedule::Constant(lr), clip: Clip::default(), iterations: 0, lr_override: None, slots: Slots::default() }
     }
     /// Keras `Adam(learning_rate=lr)` with beta_1 0.9, beta_2 0.999, epsilon 1e-7.
     pub fn adam(lr: f64) -> Self {
@@ -111,7 +111,36 @@ impl Optimizer {
             "sgd" => 0.01,
             _ => 0.001,
         };
-        let lr = num("learning_rate", lr_default)?;
+        // learning_rate: a number, or a schedule
+        // ({"class_name": "ExponentialDecay", "config": {...}} as Keras serialises it, or
+        // {type = "exponential_decay", initial_learning_rate, decay_steps, decay_rate, staircase}).
+        let mut schedule = None;
+        let lr = match cfg.get("learning_rate") {
+            Some(sv @ serde_json::Value::Object(_)) => {
+                let kind = sv.get("class_name").or_else(|| sv.get("type")).and_then(|t| t.as_str()).unwrap_or("");
+                let sc = sv.get("config").unwrap_or(sv);
+                let g = |k: &str| -> Result<f64> {
+                    sc.get(k).and_then(|x| x.as_f64()).ok_or_else(|| {
+                        Error::config(format!("learning-rate schedule '{kind}': '{k}' must be a number"))
+                    })
+                };
+                match kind {
+                    "ExponentialDecay" | "exponential_decay" => {
+                        let (initial, decay_steps, decay_rate) = (g("initial_learning_rate")?, g("decay_steps")?, g("decay_rate")?);
+                        if !(decay_steps > 0.0 && decay_rate > 0.0) {
+                            return Err(Error::config(format!(
+                                "exponential_decay needs decay_steps > 0 and decay_rate > 0, got {decay_steps} and {decay_rate}"
+                            )));
+                        }
+                        let staircase = sc.get("staircase").and_then(|x| x.as_bool()).unwrap_or(false);
+                        schedule = Some(Schedule::ExponentialDecay { initial, decay_steps, decay_rate, staircase });
+                        initial
+                    }
+                    other => return Err(Error::unsupported("learning-rate schedule", format!("'{other}' (known: exponential_decay)"))),
+                }
+            }
+            _ => num("learning_rate", lr_default)?,
+        };
         let (b1, b2, eps) = (num("beta_1", 0.9)?, num("beta_2", 0.999)?, num("epsilon", 1e-7)?);
         let mut o = match name.to_lowercase().as_str() {
             "adam" => Self::with(Rule::Adam { beta_1: b1, beta_2: b2, epsilon: eps, amsgrad: flag("amsgrad") }, lr),
@@ -128,6 +157,9 @@ impl Optimizer {
                 return Err(Error::unsupported("optimizer", format!("'{other}' (known: adam, adamw, sgd, rmsprop)")))
             }
         };
+        if let Some(sch) = schedule {
+            o.schedule = sch;
+        }
         o.clip = Clip {
             clipnorm: cfg.get("clipnorm").and_then(|x| x.as_f64()),
             clipvalue: cfg.get("clipvalue").and_then(|x| x.as_f64()),
@@ -166,116 +198,138 @@ impl Optimizer {
     }
 
     /// Applies one update to `params` from their `grad` buffers (left unchanged).
+    ///
+    /// The slots (Adam's m and v, momenta) live in the variables' dtype, as in Keras; the
+    /// update of each variable is one fused pass over value, gradient and slots.
     pub fn step<T: Scalar>(&mut self, params: &mut [&mut Param<T>]) {
         let nslots = match self.rule {
             Rule::Adam { amsgrad, .. } | Rule::AdamW { amsgrad, .. } => 2 + amsgrad as usize,
             Rule::Sgd { momentum, .. } => (momentum != 0.0) as usize,
             Rule::RmsProp { momentum, centered, .. } => 1 + (momentum > 0.0) as usize + centered as usize,
         };
-        if self.slots.len() != params.len() {
-            self.slots = params.iter().map(|p| vec![vec![0.0; p.value.len()]; nslots]).collect();
-        }
-        let lr_f = r32(self.learning_rate());
-        let lr = T::of(lr_f);
+        let lr = T::of(r32(self.learning_rate()));
         let t = self.iterations + 1;
+        let rule = self.rule.clone();
+        let slots: &mut Vec<Vec<Vec<T>>> = T::slots(&mut self.slots);
+        if slots.len() != params.len() || slots.iter().zip(params.iter()).any(|(s, p)| s.len() != nslots || s.iter().any(|v| v.len() != p.value.len())) {
+            *slots = params.iter().map(|p| vec![vec![T::zero(); p.value.len()]; nslots]).collect();
+        }
 
-        // Clipping, on copies of the gradients.
-        let mut grads: Vec<Vec<T>> = params.iter().map(|p| p.grad.clone()).collect();
+        // Clipping as scale factors (norms) or a clamp (values); gradients stay untouched.
+        let mut scale = vec![T::one(); params.len()];
         if let Some(c) = self.clip.clipnorm {
-            for g in grads.iter_mut() {
-                let n = g.iter().map(|v| v.f64() * v.f64()).sum::<f64>().sqrt();
+            for (s, p) in scale.iter_mut().zip(params.iter()) {
+                let n = p.grad.iter().map(|v| v.f64() * v.f64()).sum::<f64>().sqrt();
                 if n > c {
-                    let s = T::of(c / n);
-                    g.iter_mut().for_each(|v| *v *= s);
+                    *s = T::of(c / n);
                 }
             }
         } else if let Some(c) = self.clip.global_clipnorm {
-            let n = grads.iter().flat_map(|g| g.iter()).map(|v| v.f64() * v.f64()).sum::<f64>().sqrt();
+            let n = params.iter().flat_map(|p| p.grad.iter()).map(|v| v.f64() * v.f64()).sum::<f64>().sqrt();
             if n > c {
-                let s = T::of(c / n);
-                grads.iter_mut().flat_map(|g| g.iter_mut()).for_each(|v| *v *= s);
+                scale.iter_mut().for_each(|s| *s = T::of(c / n));
             }
-        } else if let Some(c) = self.clip.clipvalue {
-            let (lo, hi) = (T::of(-c), T::of(c));
-            grads.iter_mut().flat_map(|g| g.iter_mut()).for_each(|v| *v = v.max(lo).min(hi));
         }
+        let clamp = self.clip.clipvalue.map(|c| (T::of(-c), T::of(c)));
+        let grad_at = |g: T, s: T| -> T {
+            let g = g * s;
+            match clamp {
+                Some((lo, hi)) => g.max(lo).min(hi),
+                None => g,
+            }
+        };
 
         for (pi, p) in params.iter_mut().enumerate() {
-            let g = &grads[pi];
-            let slots = &mut self.slots[pi];
-            match self.rule {
+            let sc = scale[pi];
+            let sl = &mut slots[pi];
+            let Param { value, grad, .. } = &mut **p;
+            let n = value.len();
+            let (value, grad) = (&mut value[..n], &grad[..n]);
+            match rule {
                 Rule::Adam { beta_1, beta_2, epsilon, amsgrad } | Rule::AdamW { beta_1, beta_2, epsilon, amsgrad, .. } => {
-                    if let Rule::AdamW { weight_decay, .. } = self.rule {
+                    if let Rule::AdamW { weight_decay, .. } = rule {
                         // Keras: variable -= variable * weight_decay * learning_rate
                         let wd = T::of(r32(weight_decay)) * lr;
-                        p.value.iter_mut().for_each(|w| *w -= *w * wd);
+                        value.iter_mut().for_each(|w| *w -= *w * wd);
                     }
                     let b1 = T::of(r32(beta_1));
                     let b2 = T::of(r32(beta_2));
                     let alpha = lr * (T::one() - b2.powi(t as i32)).sqrt() / (T::one() - b1.powi(t as i32));
                     let (c1, c2, eps) = (T::of(1.0 - beta_1), T::of(1.0 - beta_2), T::of(epsilon));
-                    let (ms, rest) = slots.split_at_mut(1);
+                    let (ms, rest) = sl.split_at_mut(1);
                     let (vs, vh) = rest.split_at_mut(1);
-                    for i in 0..p.value.len() {
-                        let gi = g[i];
-                        let mut m = T::of(ms[0][i]);
-                        let mut v = T::of(vs[0][i]);
-                        // m += (g - m)(1 - β1);  v += (g² - v)(1 - β2)
-                        m += (gi - m) * c1;
-                        v += (gi * gi - v) * c2;
-                        ms[0][i] = m.f64();
-                        vs[0][i] = v.f64();
-                        let vd = if amsgrad {
-                            let vhat = T::of(vh[0][i]).max(v);
-                            vh[0][i] = vhat.f64();
-                            vhat
-                        } else {
-                            v
-                        };
-                        // w -= m·α / (sqrt(v) + ε)
-                        p.value[i] -= m * alpha / (vd.sqrt() + eps);
+                    let (ms, vs) = (&mut ms[0][..n], &mut vs[0][..n]);
+                    if amsgrad {
+                        let vh = &mut vh[0][..n];
+                        for i in 0..n {
+                            let gi = grad_at(grad[i], sc);
+                            ms[i] += (gi - ms[i]) * c1;
+                            vs[i] += (gi * gi - vs[i]) * c2;
+                            vh[i] = vh[i].max(vs[i]);
+                            value[i] -= ms[i] * alpha / (vh[i].sqrt() + eps);
+                        }
+                    } else if clamp.is_none() {
+                        // The hot path: plain Adam, vectorisable.
+                        for i in 0..n {
+                            let gi = grad[i] * sc;
+                            // m += (g - m)(1 - β1);  v += (g² - v)(1 - β2);  w -= m·α / (sqrt(v) + ε)
+                            let m = ms[i] + (gi - ms[i]) * c1;
+                            let v = vs[i] + (gi * gi - vs[i]) * c2;
+                            ms[i] = m;
+                            vs[i] = v;
+                            value[i] -= m * alpha / (v.sqrt() + eps);
+                        }
+                    } else {
+                        for i in 0..n {
+                            let gi = grad_at(grad[i], sc);
+                            ms[i] += (gi - ms[i]) * c1;
+                            vs[i] += (gi * gi - vs[i]) * c2;
+                            value[i] -= ms[i] * alpha / (vs[i].sqrt() + eps);
+                        }
                     }
                 }
                 Rule::Sgd { momentum, nesterov } => {
                     if momentum == 0.0 {
-                        for i in 0..p.value.len() {
-                            p.value[i] -= g[i] * lr;
+                        for i in 0..n {
+                            value[i] -= grad_at(grad[i], sc) * lr;
                         }
                     } else {
                         let mu = T::of(r32(momentum));
-                        for i in 0..p.value.len() {
+                        let mom = &mut sl[0][..n];
+                        for i in 0..n {
+                            let gi = grad_at(grad[i], sc);
                             // m = -g·lr + m·μ
-                            let m = -g[i] * lr + T::of(slots[0][i]) * mu;
-                            slots[0][i] = m.f64();
+                            let m = -gi * lr + mom[i] * mu;
+                            mom[i] = m;
                             if nesterov {
-                                p.value[i] += -g[i] * lr + m * mu;
+                                value[i] += -gi * lr + m * mu;
                             } else {
-                                p.value[i] += m;
+                                value[i] += m;
                             }
                         }
                     }
                 }
                 Rule::RmsProp { rho, momentum, epsilon, centered } => {
                     let (rh, one_m_rho, eps) = (T::of(rho), T::of(1.0 - rho), T::of(epsilon));
-                    for i in 0..p.value.len() {
-                        let gi = g[i];
-                        let vel = rh * T::of(slots[0][i]) + one_m_rho * gi * gi;
-                        slots[0][i] = vel.f64();
+                    let k = sl.len() - 1;
+                    for i in 0..n {
+                        let gi = grad_at(grad[i], sc);
+                        let vel = rh * sl[0][i] + one_m_rho * gi * gi;
+                        sl[0][i] = vel;
                         let denom = if centered {
-                            let k = slots.len() - 1;
-                            let ag = rh * T::of(slots[k][i]) + one_m_rho * gi;
-                            slots[k][i] = ag.f64();
+                            let ag = rh * sl[k][i] + one_m_rho * gi;
+                            sl[k][i] = ag;
                             vel - ag * ag + eps
                         } else {
                             vel + eps
                         };
                         let inc = lr * gi / denom.sqrt();
                         if momentum > 0.0 {
-                            let mv = T::of(momentum) * T::of(slots[1][i]) + inc;
-                            slots[1][i] = mv.f64();
-                            p.value[i] -= mv;
+                            let mv = T::of(momentum) * sl[1][i] + inc;
+                            sl[1][i] = mv;
+                            value[i] -= mv;
                         } else {
-                            p.value[i] -= inc;
+                            value[i] -= inc;
                         }
                     }
                 }

@@ -27,6 +27,15 @@ pub trait Scalar:
     fn of(v: f64) -> Self;
     /// Converts to `f64` exactly.
     fn f64(self) -> f64;
+    /// The optimizer's slot storage of this dtype.
+    fn slots(s: &mut Slots) -> &mut Vec<Vec<Vec<Self>>>;
+}
+
+/// Optimizer slots (per variable, per slot, per element) in the variables' dtype.
+#[derive(Clone, Debug, Default)]
+pub struct Slots {
+    pub f32: Vec<Vec<Vec<f32>>>,
+    pub f64: Vec<Vec<Vec<f64>>>,
 }
 
 impl Scalar for f32 {
@@ -39,6 +48,9 @@ impl Scalar for f32 {
     fn f64(self) -> f64 {
         self as f64
     }
+    fn slots(s: &mut Slots) -> &mut Vec<Vec<Vec<Self>>> {
+        &mut s.f32
+    }
 }
 
 impl Scalar for f64 {
@@ -50,6 +62,9 @@ impl Scalar for f64 {
     #[inline(always)]
     fn f64(self) -> f64 {
         self
+    }
+    fn slots(s: &mut Slots) -> &mut Vec<Vec<Vec<Self>>> {
+        &mut s.f64
     }
 }
 

@@ -256,3 +256,22 @@ fn bad_input_gives_typed_errors_naming_the_problem() {
     let mut unbuilt = Sequential::<f64>::new().add(Dense::new(1));
     assert!(unbuilt.build().unwrap_err().to_string().contains("input shape"));
 }
+
+#[test]
+fn exponential_decay_schedule_follows_keras_formula() {
+    let j = serde_json::json!({"type": "sgd", "learning_rate": {"class_name": "ExponentialDecay",
+        "config": {"initial_learning_rate": 0.1, "decay_steps": 4, "decay_rate": 0.5, "staircase": false}}});
+    let mut opt = Optimizer::from_json(&j).unwrap();
+    let mut p = memcell::layers::Param::<f64>::new("w", &[1], vec![0.0]);
+    p.grad = vec![1.0];
+    let mut expected_w = 0.0;
+    for step in 0..6u64 {
+        let lr = 0.1 * 0.5f64.powf(step as f64 / 4.0);
+        assert!((opt.learning_rate() - lr).abs() < 1e-15, "step {step}: {} vs {lr}", opt.learning_rate());
+        opt.step(&mut [&mut p]);
+        expected_w -= lr as f32 as f64;
+        assert!((p.value[0] - expected_w).abs() < 1e-12);
+    }
+    let bad = serde_json::json!({"type": "adam", "learning_rate": {"type": "cosine_decay"}});
+    assert!(Optimizer::from_json(&bad).unwrap_err().to_string().contains("cosine_decay"));
+}

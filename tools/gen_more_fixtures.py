@@ -26,6 +26,7 @@ tf.config.threading.set_intra_op_parallelism_threads(2)
 tf.config.threading.set_inter_op_parallelism_threads(2)
 import keras  # noqa: E402
 from keras import initializers, layers  # noqa: E402
+from keras.src.backend import set_keras_mask  # noqa: E402
 from safetensors.numpy import save_file  # noqa: E402
 
 DT = "float64"
@@ -53,7 +54,8 @@ def const_init(layer_cls, units, **kw):
 
 
 def _call(model_layers, x, mask=None, initial_state=None, training=False):
-    """Calls the layers in order. An explicit mask goes to the first layer only; Keras 3
+    """Calls the layers in order. An explicit mask goes to the first layer only (as `mask=`, or
+    attached to its input when its call() has no mask argument); Keras 3
     then propagates it eagerly (tensor._keras_mask) through layers that support masking
     (RNNs with return_sequences=True, Dense, Dropout, Bidirectional with return_sequences)."""
     h = x
@@ -61,7 +63,14 @@ def _call(model_layers, x, mask=None, initial_state=None, training=False):
     for i, layer in enumerate(model_layers):
         kw = {"training": training}
         if i == 0 and mask is not None:
-            kw["mask"] = tf.constant(mask.astype(bool))
+            m = tf.constant(mask.astype(bool))
+            if layer._call_has_mask_arg:
+                kw["mask"] = m
+            else:
+                # e.g. Dense, whose call() takes no mask: attach the mask to the input
+                # tensor, as a Masking layer would; Keras passes it on to the next layers.
+                h = tf.identity(h)
+                set_keras_mask(h, m)
         if i == 0 and initial_state is not None:
             kw["initial_state"] = [tf.constant(s) for s in initial_state]
         out = layer(h, **kw)
@@ -438,8 +447,15 @@ def bidirectional_specs():
              layers=[bidi("lstm", "concat", return_state=True)]),
         dict(name="bidirectional_gru_mul_return_state_sequences", seed=655, input=(3, 4, 2),
              layers=[bidi("gru", "mul", return_sequences=True, return_state=True)]),
-        dict(name="bidirectional_gru_concat_inner_go_backwards_sequences", seed=656, input=(3, 4, 2),
-             layers=[bidi("gru", "concat", return_sequences=True, go_backwards=True)]),
+        # Keras 3 rejects Bidirectional(GRU(go_backwards=True)) without an explicit backward
+        # layer (both copies would have go_backwards=True); with an explicit backward_layer
+        # (go_backwards=False) it is valid, and the backward output is still flipped.
+        dict(name="bidirectional_gru_concat_explicit_backward_layer_sequences", seed=656,
+             input=(3, 4, 2),
+             layers=[lambda: layers.Bidirectional(
+                 layers.GRU(3, return_sequences=True, go_backwards=True, name="gru", dtype=DT),
+                 backward_layer=layers.GRU(3, return_sequences=True, name="backward_gru", dtype=DT),
+                 merge_mode="concat", name="bidirectional", dtype=DT)]),
         dict(name="bidirectional_gru_concat_reset_before_sequences", seed=657, input=(3, 4, 2),
              layers=[bidi("gru", "concat", return_sequences=True, reset_after=False)]),
         dict(name="stack_bidirectional_lstm_concat_lstm_dense", seed=658, input=(3, 5, 2),
