@@ -13,10 +13,7 @@ fn fans(shape: &[usize]) -> (f64, f64) {
         2 => (shape[0] as f64, shape[1] as f64),
         _ => {
             let receptive: usize = shape[..shape.len() - 2].iter().product();
-            (
-                (shape[shape.len() - 2] * receptive) as f64,
-                (shape[shape.len() - 1] * receptive) as f64,
-            )
+            ((shape[shape.len() - 2] * receptive) as f64, (shape[shape.len() - 1] * receptive) as f64)
         }
     }
 }

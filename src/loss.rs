@@ -46,7 +46,12 @@ impl Loss {
     }
 
     /// The loss (mean over all values) and, if `grad`, its gradient with respect to `pred`.
-    pub fn compute<T: Scalar>(&self, pred: &Tensor<T>, target: &Tensor<T>, grad: Option<&mut Tensor<T>>) -> Result<f64> {
+    pub fn compute<T: Scalar>(
+        &self,
+        pred: &Tensor<T>,
+        target: &Tensor<T>,
+        grad: Option<&mut Tensor<T>>,
+    ) -> Result<f64> {
         if pred.shape != target.shape {
             return Err(Error::shape(
                 "loss",
@@ -123,7 +128,8 @@ mod tests {
                 a.data[i] += h;
                 let mut b = pred.clone();
                 b.data[i] -= h;
-                let num = (loss.compute(&a, &target, None).unwrap() - loss.compute(&b, &target, None).unwrap()) / (2.0 * h);
+                let num =
+                    (loss.compute(&a, &target, None).unwrap() - loss.compute(&b, &target, None).unwrap()) / (2.0 * h);
                 assert!((num - g.data[i]).abs() < 1e-6, "{loss:?}[{i}]: {num} vs {}", g.data[i]);
             }
         }

@@ -19,7 +19,12 @@ fn r32(v: f64) -> f64 {
 pub enum Schedule {
     Constant(f64),
     /// `lr = initial * decay_rate ^ (step / decay_steps)` (floored when `staircase`).
-    ExponentialDecay { initial: f64, decay_steps: f64, decay_rate: f64, staircase: bool },
+    ExponentialDecay {
+        initial: f64,
+        decay_steps: f64,
+        decay_rate: f64,
+        staircase: bool,
+    },
 }
 
 impl Schedule {
@@ -41,11 +46,30 @@ impl Schedule {
 /// Which update rule.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Rule {
-    Adam { beta_1: f64, beta_2: f64, epsilon: f64, amsgrad: bool },
+    Adam {
+        beta_1: f64,
+        beta_2: f64,
+        epsilon: f64,
+        amsgrad: bool,
+    },
     /// Adam with decoupled weight decay: `w -= w * weight_decay * lr` before the Adam step.
-    AdamW { beta_1: f64, beta_2: f64, epsilon: f64, amsgrad: bool, weight_decay: f64 },
-    Sgd { momentum: f64, nesterov: bool },
-    RmsProp { rho: f64, momentum: f64, epsilon: f64, centered: bool },
+    AdamW {
+        beta_1: f64,
+        beta_2: f64,
+        epsilon: f64,
+        amsgrad: bool,
+        weight_decay: f64,
+    },
+    Sgd {
+        momentum: f64,
+        nesterov: bool,
+    },
+    RmsProp {
+        rho: f64,
+        momentum: f64,
+        epsilon: f64,
+        centered: bool,
+    },
 }
 
 /// Gradient clipping (Keras allows one kind at a time).
@@ -74,7 +98,14 @@ pub struct Optimizer {
 
 impl Optimizer {
     fn with(rule: Rule, lr: f64) -> Self {
-        Optimizer { rule, schedule: Schedule::Constant(lr), clip: Clip::default(), iterations: 0, lr_override: None, slots: Slots::default() }
+        Optimizer {
+            rule,
+            schedule: Schedule::Constant(lr),
+            clip: Clip::default(),
+            iterations: 0,
+            lr_override: None,
+            slots: Slots::default(),
+        }
     }
     /// Keras `Adam(learning_rate=lr)` with beta_1 0.9, beta_2 0.999, epsilon 1e-7.
     pub fn adam(lr: f64) -> Self {
@@ -103,7 +134,9 @@ impl Optimizer {
         let num = |k: &str, d: f64| -> Result<f64> {
             match cfg.get(k) {
                 None | Some(serde_json::Value::Null) => Ok(d),
-                Some(x) => x.as_f64().ok_or_else(|| Error::config(format!("optimizer '{name}': '{k}' must be a number, got {x}"))),
+                Some(x) => x
+                    .as_f64()
+                    .ok_or_else(|| Error::config(format!("optimizer '{name}': '{k}' must be a number, got {x}"))),
             }
         };
         let flag = |k: &str| cfg.get(k).and_then(|x| x.as_bool()).unwrap_or(false);
@@ -126,7 +159,8 @@ impl Optimizer {
                 };
                 match kind {
                     "ExponentialDecay" | "exponential_decay" => {
-                        let (initial, decay_steps, decay_rate) = (g("initial_learning_rate")?, g("decay_steps")?, g("decay_rate")?);
+                        let (initial, decay_steps, decay_rate) =
+                            (g("initial_learning_rate")?, g("decay_steps")?, g("decay_rate")?);
                         if !(decay_steps > 0.0 && decay_rate > 0.0) {
                             return Err(Error::config(format!(
                                 "exponential_decay needs decay_steps > 0 and decay_rate > 0, got {decay_steps} and {decay_rate}"
@@ -136,7 +170,12 @@ impl Optimizer {
                         schedule = Some(Schedule::ExponentialDecay { initial, decay_steps, decay_rate, staircase });
                         initial
                     }
-                    other => return Err(Error::unsupported("learning-rate schedule", format!("'{other}' (known: exponential_decay)"))),
+                    other => {
+                        return Err(Error::unsupported(
+                            "learning-rate schedule",
+                            format!("'{other}' (known: exponential_decay)"),
+                        ))
+                    }
                 }
             }
             _ => num("learning_rate", lr_default)?,
@@ -145,12 +184,23 @@ impl Optimizer {
         let mut o = match name.to_lowercase().as_str() {
             "adam" => Self::with(Rule::Adam { beta_1: b1, beta_2: b2, epsilon: eps, amsgrad: flag("amsgrad") }, lr),
             "adamw" => Self::with(
-                Rule::AdamW { beta_1: b1, beta_2: b2, epsilon: eps, amsgrad: flag("amsgrad"), weight_decay: num("weight_decay", 0.004)? },
+                Rule::AdamW {
+                    beta_1: b1,
+                    beta_2: b2,
+                    epsilon: eps,
+                    amsgrad: flag("amsgrad"),
+                    weight_decay: num("weight_decay", 0.004)?,
+                },
                 lr,
             ),
             "sgd" => Self::with(Rule::Sgd { momentum: num("momentum", 0.0)?, nesterov: flag("nesterov") }, lr),
             "rmsprop" => Self::with(
-                Rule::RmsProp { rho: num("rho", 0.9)?, momentum: num("momentum", 0.0)?, epsilon: eps, centered: flag("centered") },
+                Rule::RmsProp {
+                    rho: num("rho", 0.9)?,
+                    momentum: num("momentum", 0.0)?,
+                    epsilon: eps,
+                    centered: flag("centered"),
+                },
                 lr,
             ),
             other => {
@@ -175,7 +225,8 @@ impl Optimizer {
         if !(lr.is_finite() && lr >= 0.0) {
             return Err(Error::config(format!("learning_rate must be a finite number >= 0, got {lr}")));
         }
-        let set = [self.clip.clipnorm, self.clip.clipvalue, self.clip.global_clipnorm].iter().filter(|c| c.is_some()).count();
+        let set =
+            [self.clip.clipnorm, self.clip.clipvalue, self.clip.global_clipnorm].iter().filter(|c| c.is_some()).count();
         if set > 1 {
             return Err(Error::config("only one of clipnorm, clipvalue and global_clipnorm may be set (as in Keras)"));
         }
@@ -211,7 +262,12 @@ impl Optimizer {
         let t = self.iterations + 1;
         let rule = self.rule.clone();
         let slots: &mut Vec<Vec<Vec<T>>> = T::slots(&mut self.slots);
-        if slots.len() != params.len() || slots.iter().zip(params.iter()).any(|(s, p)| s.len() != nslots || s.iter().any(|v| v.len() != p.value.len())) {
+        if slots.len() != params.len()
+            || slots
+                .iter()
+                .zip(params.iter())
+                .any(|(s, p)| s.len() != nslots || s.iter().any(|v| v.len() != p.value.len()))
+        {
             *slots = params.iter().map(|p| vec![vec![T::zero(); p.value.len()]; nslots]).collect();
         }
 
@@ -246,7 +302,8 @@ impl Optimizer {
             let n = value.len();
             let (value, grad) = (&mut value[..n], &grad[..n]);
             match rule {
-                Rule::Adam { beta_1, beta_2, epsilon, amsgrad } | Rule::AdamW { beta_1, beta_2, epsilon, amsgrad, .. } => {
+                Rule::Adam { beta_1, beta_2, epsilon, amsgrad }
+                | Rule::AdamW { beta_1, beta_2, epsilon, amsgrad, .. } => {
                     if let Rule::AdamW { weight_decay, .. } = rule {
                         // Keras: variable -= variable * weight_decay * learning_rate
                         let wd = T::of(r32(weight_decay)) * lr;

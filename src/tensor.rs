@@ -242,11 +242,8 @@ pub fn gemm<T: Scalar>(
     let (a_rs, a_cs) = if ta { (1isize, lda as isize) } else { (lda as isize, 1isize) };
     let (b_rs, b_cs) = if tb { (1isize, ldb as isize) } else { (ldb as isize, 1isize) };
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
-    let par = if flops > 4.0e6 && threads() > 1 {
-        gemm::Parallelism::Rayon(threads())
-    } else {
-        gemm::Parallelism::None
-    };
+    let par =
+        if flops > 4.0e6 && threads() > 1 { gemm::Parallelism::Rayon(threads()) } else { gemm::Parallelism::None };
     // SAFETY: extents checked above; T is f32 or f64, which the kernel supports.
     unsafe {
         gemm::gemm(
@@ -309,7 +306,20 @@ mod tests {
             for tb in [false, true] {
                 let want = naive(m, n, k, &a, ta, &b, tb);
                 let mut c = vec![1.0; m * n];
-                gemm(m, n, k, &a, if ta { m } else { k }, ta, &b, if tb { k } else { n }, tb, &mut c, n, Acc::Overwrite);
+                gemm(
+                    m,
+                    n,
+                    k,
+                    &a,
+                    if ta { m } else { k },
+                    ta,
+                    &b,
+                    if tb { k } else { n },
+                    tb,
+                    &mut c,
+                    n,
+                    Acc::Overwrite,
+                );
                 for (x, y) in c.iter().zip(&want) {
                     assert!((x - y).abs() < 1e-12);
                 }

@@ -89,7 +89,10 @@ fn check(path: &Path, compared: &mut usize) -> Result<std::result::Result<Worst,
     let num = |k: &str, d: f64| -> Result<f64> {
         match meta(k) {
             None => Ok(d),
-            Some(s) => s.trim().parse::<f64>().map_err(|_| Error::format(path, format!("metadata '{k}' = '{s}' is not a number"))),
+            Some(s) => s
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| Error::format(path, format!("metadata '{k}' = '{s}' is not a number"))),
         }
     };
     let rtol = num("rtol", 1e-6)?;
@@ -110,16 +113,18 @@ fn check(path: &Path, compared: &mut usize) -> Result<std::result::Result<Worst,
     m.build()?;
     let names: Vec<String> = m.named_params().into_iter().map(|(n, _)| n).collect();
     for n in &names {
-        let (s, v) = f
-            .tensors
-            .get(&format!("weight/{n}"))
-            .ok_or_else(|| Error::format(path, format!("the model has weight '{n}' but the fixture has no 'weight/{n}'")))?;
+        let (s, v) = f.tensors.get(&format!("weight/{n}")).ok_or_else(|| {
+            Error::format(path, format!("the model has weight '{n}' but the fixture has no 'weight/{n}'"))
+        })?;
         m.set_weight_f64(n, s, v)?;
     }
     for k in f.tensors.keys() {
         if let Some(w) = k.strip_prefix("weight/") {
             if !names.iter().any(|n| n == w) {
-                return Err(Error::format(path, format!("fixture weight '{w}' has no variable in the model (model has: {})", names.join(", "))));
+                return Err(Error::format(
+                    path,
+                    format!("fixture weight '{w}' has no variable in the model (model has: {})", names.join(", ")),
+                ));
             }
         }
     }
@@ -163,7 +168,11 @@ fn check(path: &Path, compared: &mut usize) -> Result<std::result::Result<Worst,
                 first.get_or_insert((i, a, b));
             }
             if ratio > worst.ratio || err.is_nan() {
-                worst = Worst { tensor: what.to_string(), abs_err: err, ratio: if err.is_nan() { f64::INFINITY } else { ratio } };
+                worst = Worst {
+                    tensor: what.to_string(),
+                    abs_err: err,
+                    ratio: if err.is_nan() { f64::INFINITY } else { ratio },
+                };
             }
         }
         if let Some((i, a, b)) = first {
@@ -177,13 +186,19 @@ fn check(path: &Path, compared: &mut usize) -> Result<std::result::Result<Worst,
     }
     if let Some(g) = tensor("cotangent") {
         if g.shape != out.shape {
-            return Err(Error::format(path, format!("'cotangent' shape {:?} differs from the output's {:?}", g.shape, out.shape)));
+            return Err(Error::format(
+                path,
+                format!("'cotangent' shape {:?} differs from the output's {:?}", g.shape, out.shape),
+            ));
         }
         m.zero_grad();
         let dx = m.backward(&g)?;
         cmp("grad/input", &dx, tensor("grad/input"));
-        let grads: Vec<(String, Tensor<f64>)> =
-            m.named_params().into_iter().map(|(n, p)| (n, Tensor { shape: p.shape.clone(), data: p.grad.clone() })).collect();
+        let grads: Vec<(String, Tensor<f64>)> = m
+            .named_params()
+            .into_iter()
+            .map(|(n, p)| (n, Tensor { shape: p.shape.clone(), data: p.grad.clone() }))
+            .collect();
         for (n, t) in &grads {
             cmp(&format!("grad/{n}"), t, tensor(&format!("grad/{n}")));
         }

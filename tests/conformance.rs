@@ -15,12 +15,8 @@ fn fixture_dirs() -> Vec<PathBuf> {
 fn every_bundled_fixture_passes_in_f64() {
     let files = memcell::verify::collect(&fixture_dirs());
     assert!(files.len() >= 12 + 264, "only {} fixtures found", files.len());
-    let failed: Vec<String> = files
-        .iter()
-        .map(|f| memcell::verify::run_fixture(f))
-        .filter(|r| !r.passed())
-        .map(|r| r.line())
-        .collect();
+    let failed: Vec<String> =
+        files.iter().map(|f| memcell::verify::run_fixture(f)).filter(|r| !r.passed()).map(|r| r.line()).collect();
     assert!(failed.is_empty(), "{} of {} fixtures fail:\n{}", failed.len(), files.len(), failed.join("\n"));
 }
 
@@ -79,7 +75,8 @@ fn unsupported_layer_fails_that_fixture_with_a_message() {
     let f = read_safetensors(&good, &bytes).unwrap();
     let mut meta = f.metadata.clone();
     meta.insert("model".into(), meta["model"].replace("\"Dense\"", "\"ConvLSTM1D\""));
-    let tensors: Vec<(String, Vec<usize>, Vec<f64>)> = f.tensors.iter().map(|(n, (s, v))| (n.clone(), s.clone(), v.clone())).collect();
+    let tensors: Vec<(String, Vec<usize>, Vec<f64>)> =
+        f.tensors.iter().map(|(n, (s, v))| (n.clone(), s.clone(), v.clone())).collect();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("conv.safetensors");
     std::fs::write(&p, write_safetensors(&tensors, Some(meta)).unwrap()).unwrap();

@@ -25,7 +25,15 @@ struct Case {
 
 impl Case {
     fn new(layers: Vec<Value>, input: &[usize]) -> Self {
-        Case { layers, input: input.to_vec(), mask: None, initial_states: 0, units0: 0, training: false, stateful_warmup: false }
+        Case {
+            layers,
+            input: input.to_vec(),
+            mask: None,
+            initial_states: 0,
+            units0: 0,
+            training: false,
+            stateful_warmup: false,
+        }
     }
     fn mask(mut self, m: &[u8]) -> Self {
         self.mask = Some(m.to_vec());
@@ -103,12 +111,15 @@ fn check(name: &str, case: Case) {
     let warm = Tensor::new(&case.input, uniform(&mut rng, nx, 1.0)).unwrap();
     let mask = case.mask.as_ref().map(|mk| mask_from_u8(case.input[0], case.input[1], mk));
     let init: Vec<Tensor<f64>> = (0..case.initial_states)
-        .map(|_| Tensor::new(&[case.input[0], case.units0], uniform(&mut rng, case.input[0] * case.units0, 0.8)).unwrap())
+        .map(|_| {
+            Tensor::new(&[case.input[0], case.units0], uniform(&mut rng, case.input[0] * case.units0, 0.8)).unwrap()
+        })
         .collect();
     let y0 = m.call(&x, false, mask.clone(), if init.is_empty() { None } else { Some(init.clone()) }).unwrap();
     let g = Tensor::new(&y0.shape, uniform(&mut rng, y0.data.len(), 1.0)).unwrap();
     let base = m.get_weights();
-    let mut s = Setup { model: m, x, warm, mask, init, g, case_training: case.training, stateful: case.stateful_warmup, base };
+    let mut s =
+        Setup { model: m, x, warm, mask, init, g, case_training: case.training, stateful: case.stateful_warmup, base };
 
     // Analytic gradients.
     s.objective();
@@ -198,28 +209,56 @@ fn rnn_variants(class: &str, extra: Value) -> Vec<(String, Case)> {
     vec![
         ("last".into(), Case::new(vec![l(class, with(&[]))], &inp)),
         ("sequences".into(), Case::new(vec![l(class, with(&[("return_sequences", json!(true))]))], &inp)),
-        ("go_backwards".into(), Case::new(vec![l(class, with(&[("go_backwards", json!(true)), ("return_sequences", json!(true))]))], &inp)),
+        (
+            "go_backwards".into(),
+            Case::new(vec![l(class, with(&[("go_backwards", json!(true)), ("return_sequences", json!(true))]))], &inp),
+        ),
         ("no_bias".into(), Case::new(vec![l(class, with(&[("use_bias", json!(false))]))], &inp)),
         ("mask_last".into(), Case::new(vec![l(class, with(&[]))], &inp).mask(&MASK)),
-        ("mask_sequences".into(), Case::new(vec![l(class, with(&[("return_sequences", json!(true))]))], &inp).mask(&MASK)),
+        (
+            "mask_sequences".into(),
+            Case::new(vec![l(class, with(&[("return_sequences", json!(true))]))], &inp).mask(&MASK),
+        ),
         (
             "mask_zero_output_backwards".into(),
             Case::new(
-                vec![l(class, with(&[("return_sequences", json!(true)), ("zero_output_for_mask", json!(true)), ("go_backwards", json!(true))]))],
+                vec![l(
+                    class,
+                    with(&[
+                        ("return_sequences", json!(true)),
+                        ("zero_output_for_mask", json!(true)),
+                        ("go_backwards", json!(true)),
+                    ]),
+                )],
                 &inp,
             )
             .mask(&MASK),
         ),
-        ("initial_state".into(), Case::new(vec![l(class, with(&[("return_sequences", json!(true))]))], &inp).initial_states(ns, units)),
+        (
+            "initial_state".into(),
+            Case::new(vec![l(class, with(&[("return_sequences", json!(true))]))], &inp).initial_states(ns, units),
+        ),
         (
             "initial_state_masked_backwards".into(),
-            Case::new(vec![l(class, with(&[("go_backwards", json!(true))]))], &inp).mask(&MASK).initial_states(ns, units),
+            Case::new(vec![l(class, with(&[("go_backwards", json!(true))]))], &inp)
+                .mask(&MASK)
+                .initial_states(ns, units),
         ),
         ("stateful_second_call".into(), Case::new(vec![l(class, with(&[("stateful", json!(true))]))], &inp).stateful()),
         (
             "dropout_training".into(),
-            Case::new(vec![l(class, with(&[("dropout", json!(0.3)), ("recurrent_dropout", json!(0.4)), ("return_sequences", json!(true))]))], &inp)
-                .training(),
+            Case::new(
+                vec![l(
+                    class,
+                    with(&[
+                        ("dropout", json!(0.3)),
+                        ("recurrent_dropout", json!(0.4)),
+                        ("return_sequences", json!(true)),
+                    ]),
+                )],
+                &inp,
+            )
+            .training(),
         ),
         (
             "regularizers".into(),
@@ -246,7 +285,13 @@ fn simple_rnn_all_options() {
         check(&format!("simple_rnn_{n}"), c);
     }
     for act in ["sigmoid", "softplus", "elu", "gelu", "swish", "softsign", "selu", "linear"] {
-        check(&format!("simple_rnn_{act}"), Case::new(vec![l("SimpleRNN", json!({"units": 4, "activation": act, "return_sequences": true}))], &[2, 4, 3]));
+        check(
+            &format!("simple_rnn_{act}"),
+            Case::new(
+                vec![l("SimpleRNN", json!({"units": 4, "activation": act, "return_sequences": true}))],
+                &[2, 4, 3],
+            ),
+        );
     }
 }
 
@@ -255,7 +300,10 @@ fn lstm_all_options() {
     for (n, c) in rnn_variants("LSTM", json!({})) {
         check(&format!("lstm_{n}"), c);
     }
-    for (n, c) in rnn_variants("LSTM", json!({"unit_forget_bias": false, "recurrent_activation": "hard_sigmoid", "activation": "softsign"})) {
+    for (n, c) in rnn_variants(
+        "LSTM",
+        json!({"unit_forget_bias": false, "recurrent_activation": "hard_sigmoid", "activation": "softsign"}),
+    ) {
         check(&format!("lstm_hard_sigmoid_{n}"), c);
     }
 }
@@ -278,7 +326,10 @@ fn gru_reset_before_all_options() {
 fn dense_2d_and_3d() {
     for act in ["linear", "tanh", "sigmoid", "softplus", "gelu", "softmax", "elu", "mish", "exponential"] {
         check(&format!("dense_2d_{act}"), Case::new(vec![l("Dense", json!({"units": 4, "activation": act}))], &[3, 5]));
-        check(&format!("dense_3d_{act}"), Case::new(vec![l("Dense", json!({"units": 4, "activation": act}))], &[2, 3, 5]));
+        check(
+            &format!("dense_3d_{act}"),
+            Case::new(vec![l("Dense", json!({"units": 4, "activation": act}))], &[2, 3, 5]),
+        );
     }
     check("dense_no_bias", Case::new(vec![l("Dense", json!({"units": 4, "use_bias": false}))], &[3, 5]));
     check(
@@ -302,7 +353,10 @@ fn bidirectional_merge_modes() {
         for merge in ["concat", "sum", "mul", "ave"] {
             for rs in [false, true] {
                 let c = Case::new(
-                    vec![l("Bidirectional", json!({"merge_mode": merge, "layer": l(cell, json!({"units": 3, "return_sequences": rs}))}))],
+                    vec![l(
+                        "Bidirectional",
+                        json!({"merge_mode": merge, "layer": l(cell, json!({"units": 3, "return_sequences": rs}))}),
+                    )],
                     &[3, 5, 2],
                 );
                 check(&format!("bidirectional_{cell}_{merge}_{rs}"), c);
@@ -334,7 +388,11 @@ fn stacks_and_shape_layers() {
         (
             "s3_like_lstm_x2",
             Case::new(
-                vec![l("LSTM", json!({"units": 4, "return_sequences": true})), l("LSTM", json!({"units": 3})), l("Dense", json!({"units": 1}))],
+                vec![
+                    l("LSTM", json!({"units": 4, "return_sequences": true})),
+                    l("LSTM", json!({"units": 3})),
+                    l("Dense", json!({"units": 1})),
+                ],
                 &[4, 3, 1],
             ),
         ),
@@ -365,11 +423,25 @@ fn stacks_and_shape_layers() {
         ),
         (
             "lstm_flatten_dense",
-            Case::new(vec![l("LSTM", json!({"units": 3, "return_sequences": true})), l("Flatten", json!({})), l("Dense", json!({"units": 2}))], &[2, 4, 2]),
+            Case::new(
+                vec![
+                    l("LSTM", json!({"units": 3, "return_sequences": true})),
+                    l("Flatten", json!({})),
+                    l("Dense", json!({"units": 2})),
+                ],
+                &[2, 4, 2],
+            ),
         ),
         (
             "dense_reshape_gru",
-            Case::new(vec![l("Dense", json!({"units": 6})), l("Reshape", json!({"target_shape": [8, 3]})), l("GRU", json!({"units": 2}))], &[2, 4, 3]),
+            Case::new(
+                vec![
+                    l("Dense", json!({"units": 6})),
+                    l("Reshape", json!({"target_shape": [8, 3]})),
+                    l("GRU", json!({"units": 2})),
+                ],
+                &[2, 4, 3],
+            ),
         ),
         (
             "masking_lstm_gru",
@@ -385,7 +457,10 @@ fn stacks_and_shape_layers() {
         (
             "masked_stack_lstm_simple_rnn_backwards",
             Case::new(
-                vec![l("LSTM", json!({"units": 3, "return_sequences": true})), l("SimpleRNN", json!({"units": 3, "go_backwards": true}))],
+                vec![
+                    l("LSTM", json!({"units": 3, "return_sequences": true})),
+                    l("SimpleRNN", json!({"units": 3, "go_backwards": true})),
+                ],
                 &[3, 5, 3],
             )
             .mask(&MASK),
@@ -405,7 +480,11 @@ fn stacks_and_shape_layers() {
         ),
         (
             "stacked_initial_state",
-            Case::new(vec![l("GRU", json!({"units": 3, "return_sequences": true})), l("LSTM", json!({"units": 2}))], &[2, 4, 2]).initial_states(1, 3),
+            Case::new(
+                vec![l("GRU", json!({"units": 3, "return_sequences": true})), l("LSTM", json!({"units": 2}))],
+                &[2, 4, 2],
+            )
+            .initial_states(1, 3),
         ),
     ];
     for (n, c) in cases {

@@ -56,7 +56,11 @@ fn seed_models_have_keras_parameter_counts() {
         .add(SimpleRnn::new(500).activation("sigmoid").return_sequences(true))
         .add(SimpleRnn::new(500).activation("sigmoid"))
         .add(Dense::new(1));
-    let mut s3 = Sequential::<f32>::new().input(&[2, 1]).add(Lstm::new(250).return_sequences(true)).add(Lstm::new(250)).add(Dense::new(1));
+    let mut s3 = Sequential::<f32>::new()
+        .input(&[2, 1])
+        .add(Lstm::new(250).return_sequences(true))
+        .add(Lstm::new(250))
+        .add(Dense::new(1));
     let mut s4 = Sequential::<f32>::new()
         .input(&[2, 1])
         .add(Dense::new(125))
@@ -65,7 +69,8 @@ fn seed_models_have_keras_parameter_counts() {
         .add(Gru::new(250))
         .add(Dense::new(1));
     let mut s5 = Sequential::<f32>::new().input(&[1, 1]).add(SimpleRnn::new(200)).add(Dense::new(1));
-    for (m, want) in [(&mut s1, 40_601), (&mut s2, 752_001), (&mut s3, 753_251), (&mut s4, 675_501), (&mut s5, 40_601)] {
+    for (m, want) in [(&mut s1, 40_601), (&mut s2, 752_001), (&mut s3, 753_251), (&mut s4, 675_501), (&mut s5, 40_601)]
+    {
         m.build().unwrap();
         assert_eq!(m.param_count(), want);
         let s = m.summary().unwrap();
@@ -112,7 +117,8 @@ fn fixed_seed_gives_bit_identical_weights_and_other_seeds_differ() {
     let (x, y) = sine_windows(100, 2);
     let run = |seed| {
         let mut m = sine_model(seed);
-        m.fit(&x, &y, &FitOptions::default().epochs(3).batch_size(16).validation_split(0.1).verbose(false), &mut []).unwrap();
+        m.fit(&x, &y, &FitOptions::default().epochs(3).batch_size(16).validation_split(0.1).verbose(false), &mut [])
+            .unwrap();
         m.get_weights()
     };
     let (a, b, c) = (run(5), run(5), run(6));
@@ -150,7 +156,8 @@ fn saved_model_predicts_bit_identically() {
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), 2, "{leftovers:?}");
     // The config speaks Keras.
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
     assert_eq!(cfg["config"]["layers"][1]["class_name"], "LSTM");
     assert_eq!(cfg["config"]["layers"][1]["config"]["units"], 16);
 }
@@ -168,7 +175,12 @@ fn early_stopping_restores_best_weights_and_reduce_lr_lowers_the_rate() {
     let cbs: &mut [&mut dyn Callback<f32>] = &mut [&mut es, &mut rl, &mut csv, &mut ck];
     let (xv, yv) = sine_windows(40, 9);
     let h = m
-        .fit(&x, &y, &FitOptions::default().epochs(200).batch_size(16).validation_data(xv.clone(), yv.clone()).verbose(false), cbs)
+        .fit(
+            &x,
+            &y,
+            &FitOptions::default().epochs(200).batch_size(16).validation_data(xv.clone(), yv.clone()).verbose(false),
+            cbs,
+        )
         .unwrap();
     assert!(es.stopped_epoch.is_some() && h.epochs_run < 200, "never stopped: ran {}", h.epochs_run);
     let best = h.val_loss().iter().cloned().fold(f64::INFINITY, f64::min);

@@ -23,7 +23,9 @@ impl MergeMode {
             "sum" => Ok(MergeMode::Sum),
             "mul" => Ok(MergeMode::Mul),
             "ave" => Ok(MergeMode::Ave),
-            other => Err(Error::unsupported("Bidirectional merge_mode", format!("'{other}' (known: concat, sum, mul, ave)"))),
+            other => {
+                Err(Error::unsupported("Bidirectional merge_mode", format!("'{other}' (known: concat, sum, mul, ave)")))
+            }
         }
     }
     pub fn name(self) -> &'static str {
@@ -177,7 +179,9 @@ impl<T: Scalar> Layer<T> for Bidirectional<T> {
             MergeMode::Mul => {
                 let mut f = dy.clone();
                 let mut b = dy.clone();
-                for ((fv, bv), (&yf, &yb)) in f.data.iter_mut().zip(b.data.iter_mut()).zip(self.yf.data.iter().zip(&self.yb.data)) {
+                for ((fv, bv), (&yf, &yb)) in
+                    f.data.iter_mut().zip(b.data.iter_mut()).zip(self.yf.data.iter().zip(&self.yb.data))
+                {
                     *fv *= yb;
                     *bv *= yf;
                 }
@@ -203,7 +207,8 @@ impl<T: Scalar> Layer<T> for Bidirectional<T> {
         v
     }
     fn weight_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.forward_layer.weight_names().into_iter().map(|n| format!("{}/{n}", self.name)).collect();
+        let mut v: Vec<String> =
+            self.forward_layer.weight_names().into_iter().map(|n| format!("{}/{n}", self.name)).collect();
         v.extend(self.backward_layer.weight_names().into_iter().map(|n| format!("{}/{n}", self.name)));
         v
     }

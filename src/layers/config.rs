@@ -33,7 +33,11 @@ fn get_activation(cfg: &Value, key: &str, default: Activation) -> Result<Activat
         Some(v) => {
             let name = v
                 .get("config")
-                .and_then(|c| c.as_str().map(str::to_string).or_else(|| c.get("name").and_then(|n| n.as_str()).map(str::to_string)))
+                .and_then(|c| {
+                    c.as_str()
+                        .map(str::to_string)
+                        .or_else(|| c.get("name").and_then(|n| n.as_str()).map(str::to_string))
+                })
                 .ok_or_else(|| Error::config(format!("'{key}': cannot read activation {v}")))?;
             Activation::parse(&name)
         }
@@ -134,9 +138,7 @@ pub fn layer_from_config<T: Scalar>(class_name: &str, cfg: &Value) -> Result<Box
             }
             let merge = match cfg.get("merge_mode") {
                 None => MergeMode::Concat,
-                Some(Value::Null) => {
-                    return Err(Error::unsupported("Bidirectional merge_mode", "None (two outputs)"))
-                }
+                Some(Value::Null) => return Err(Error::unsupported("Bidirectional merge_mode", "None (two outputs)")),
                 Some(v) => MergeMode::parse(v.as_str().unwrap_or("?"))?,
             };
             let inner_name = name_of(&inner_cfg, &inner_class.to_lowercase());
@@ -144,12 +146,16 @@ pub fn layer_from_config<T: Scalar>(class_name: &str, cfg: &Value) -> Result<Box
             let mut fcfg = inner_cfg.clone();
             // Keras 3 names the copies "forward_" / "backward_" + the inner name, without
             // doubling a prefix that is already there (a saved config holds "forward_gru").
-            fcfg["name"] = Value::String(format!("forward_{}", inner_name.strip_prefix("forward_").unwrap_or(&inner_name)));
+            fcfg["name"] =
+                Value::String(format!("forward_{}", inner_name.strip_prefix("forward_").unwrap_or(&inner_name)));
             let bcfg = match cfg.get("backward_layer").and_then(|b| b.get("config")) {
                 Some(b) => b.clone(),
                 None => {
                     let mut b = inner_cfg.clone();
-                    b["name"] = Value::String(format!("backward_{}", inner_name.strip_prefix("backward_").unwrap_or(&inner_name)));
+                    b["name"] = Value::String(format!(
+                        "backward_{}",
+                        inner_name.strip_prefix("backward_").unwrap_or(&inner_name)
+                    ));
                     b["go_backwards"] = Value::Bool(!go_back);
                     b
                 }
@@ -190,7 +196,9 @@ pub fn layer_from_config<T: Scalar>(class_name: &str, cfg: &Value) -> Result<Box
                 .ok_or_else(|| Error::config(format!("layer '{lname}': Reshape needs 'target_shape'")))?;
             let ts: Vec<i64> = ts
                 .iter()
-                .map(|v| v.as_i64().ok_or_else(|| Error::config(format!("layer '{lname}': bad target_shape entry {v}"))))
+                .map(|v| {
+                    v.as_i64().ok_or_else(|| Error::config(format!("layer '{lname}': bad target_shape entry {v}")))
+                })
                 .collect::<Result<_>>()?;
             let mut r = Reshape::new(&ts);
             r.name = lname.clone();

@@ -111,7 +111,8 @@ impl<T: Scalar> Cell<T> for GruCell {
                 None => gemm(b, g3, h, hr, h, false, u, g3, false, pre, g3, Acc::Overwrite),
             }
             for r in 0..b {
-                let (pr, ar, pp) = (&mut pre[r * g3..(r + 1) * g3], &mut a[r * g3..(r + 1) * g3], &p[r * g3..(r + 1) * g3]);
+                let (pr, ar, pp) =
+                    (&mut pre[r * g3..(r + 1) * g3], &mut a[r * g3..(r + 1) * g3], &p[r * g3..(r + 1) * g3]);
                 for j in 0..h {
                     let k = r * h + j;
                     let mh = pr[2 * h + j];
@@ -226,7 +227,16 @@ impl<T: Scalar> Cell<T> for GruCell {
         }
     }
 
-    fn recurrent_weight_grads(&self, b: usize, rows: usize, hr: &[T], cache: &[T], drec: &[T], drk: &mut [T], dbias: Option<&mut [T]>) {
+    fn recurrent_weight_grads(
+        &self,
+        b: usize,
+        rows: usize,
+        hr: &[T],
+        cache: &[T],
+        drec: &[T],
+        drk: &mut [T],
+        dbias: Option<&mut [T]>,
+    ) {
         let h = self.units;
         let g3 = 3 * h;
         if self.reset_after {
@@ -246,4 +256,3 @@ impl<T: Scalar> Cell<T> for GruCell {
         }
     }
 }
-

@@ -147,15 +147,15 @@ pub struct Recurrent<T, C> {
 struct Saved<T> {
     b: usize,
     t: usize,
-    x_tm: Vec<T>,              // (T, B, F), after input dropout
-    dmask: Option<Vec<T>>,     // (B, F)
-    rmask: Option<Vec<T>>,     // (B, H)
+    x_tm: Vec<T>,               // (T, B, F), after input dropout
+    dmask: Option<Vec<T>>,      // (B, F)
+    rmask: Option<Vec<T>>,      // (B, H)
     mask_tm: Option<Vec<bool>>, // (T, B)
-    p: Vec<T>,                 // (T, B, G·H)
-    hr: Vec<T>,                // (T, B, H)
-    states: Vec<Vec<T>>,       // S × (T+1, B, H); slot 0 the initial state
-    cache: Vec<T>,             // (T, B·cache_width)
-    out: Vec<T>,               // (T, B, H), processing order
+    p: Vec<T>,                  // (T, B, G·H)
+    hr: Vec<T>,                 // (T, B, H)
+    states: Vec<Vec<T>>,        // S × (T+1, B, H); slot 0 the initial state
+    cache: Vec<T>,              // (T, B·cache_width)
+    out: Vec<T>,                // (T, B, H), processing order
 }
 
 impl<T: Scalar, C: Cell<T>> Recurrent<T, C> {
@@ -300,8 +300,8 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
         sv.b = b;
         sv.t = tl;
         sv.dmask = (ctx.training && self.dropout > 0.0).then(|| Self::dropout_mask(ctx.rng, b * f, self.dropout));
-        sv.rmask =
-            (ctx.training && self.recurrent_dropout > 0.0).then(|| Self::dropout_mask(ctx.rng, bh, self.recurrent_dropout));
+        sv.rmask = (ctx.training && self.recurrent_dropout > 0.0)
+            .then(|| Self::dropout_mask(ctx.rng, bh, self.recurrent_dropout));
 
         // X time-major (T, B, F), reversed for go_backwards.
         sv.x_tm.resize(tl * b * f, T::zero());

@@ -33,7 +33,11 @@ impl<T: Scalar> Layer<T> for Masking {
     }
     fn build(&mut self, input: &[usize], _rng: &mut ChaCha8Rng) -> Result<Vec<usize>> {
         if input.len() != 2 {
-            return Err(Error::shape(&self.name, "3-D input (batch, time, features)", format!("{} axes", input.len() + 1)));
+            return Err(Error::shape(
+                &self.name,
+                "3-D input (batch, time, features)",
+                format!("{} axes", input.len() + 1),
+            ));
         }
         self.f = input[1];
         Ok(input.to_vec())
@@ -104,8 +108,7 @@ impl<T: Scalar> Layer<T> for Dropout<T> {
             return Ok(x.clone());
         }
         let keep = T::of(1.0 / (1.0 - self.rate));
-        let m: Vec<T> =
-            (0..x.len()).map(|_| if ctx.rng.gen::<f64>() < self.rate { T::zero() } else { keep }).collect();
+        let m: Vec<T> = (0..x.len()).map(|_| if ctx.rng.gen::<f64>() < self.rate { T::zero() } else { keep }).collect();
         let mut y = x.clone();
         for (v, &s) in y.data.iter_mut().zip(&m) {
             *v *= s;

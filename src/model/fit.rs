@@ -31,7 +31,14 @@ pub struct FitOptions<T: Scalar> {
 
 impl<T: Scalar> Default for FitOptions<T> {
     fn default() -> Self {
-        FitOptions { epochs: 1, batch_size: 32, validation_split: 0.0, validation_data: None, shuffle: true, verbose: true }
+        FitOptions {
+            epochs: 1,
+            batch_size: 32,
+            validation_split: 0.0,
+            validation_data: None,
+            shuffle: true,
+            verbose: true,
+        }
     }
 }
 
@@ -251,7 +258,13 @@ impl<T: Scalar> Sequential<T> {
         Ok(history)
     }
 
-    fn evaluate_all(&mut self, x: &Tensor<T>, y: &Tensor<T>, batch_size: usize, metrics: &[Loss]) -> Result<(f64, Vec<f64>)> {
+    fn evaluate_all(
+        &mut self,
+        x: &Tensor<T>,
+        y: &Tensor<T>,
+        batch_size: usize,
+        metrics: &[Loss],
+    ) -> Result<(f64, Vec<f64>)> {
         let loss_fn = self.loss.ok_or_else(|| Error::config("call compile(loss, optimizer) before evaluate"))?;
         let n = x.batch();
         if n == 0 {

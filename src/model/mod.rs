@@ -196,7 +196,11 @@ impl<T: Scalar> Sequential<T> {
         self.check_input(x, "input")?;
         if let Some(m) = &mask {
             if m.batch != x.batch() || x.shape.len() < 3 || m.time != x.shape[1] {
-                return Err(Error::shape("mask", format!("({}, {})", x.batch(), x.shape.get(1).unwrap_or(&0)), format!("({}, {})", m.batch, m.time)));
+                return Err(Error::shape(
+                    "mask",
+                    format!("({}, {})", x.batch(), x.shape.get(1).unwrap_or(&0)),
+                    format!("({}, {})", m.batch, m.time),
+                ));
             }
         }
         let mut ctx = Ctx { training, mask, initial_state, rng: &mut self.rng };
@@ -288,7 +292,11 @@ impl<T: Scalar> Sequential<T> {
         }
         for (p, v) in ps.iter_mut().zip(w) {
             if p.value.len() != v.len() {
-                return Err(Error::shape(format!("set_weights '{}'", p.name), p.value.len().to_string(), v.len().to_string()));
+                return Err(Error::shape(
+                    format!("set_weights '{}'", p.name),
+                    p.value.len().to_string(),
+                    v.len().to_string(),
+                ));
             }
             p.value.copy_from_slice(v);
         }
@@ -303,7 +311,11 @@ impl<T: Scalar> Sequential<T> {
             if let Some(i) = names.iter().position(|n| n == name) {
                 let p = l.params_mut().into_iter().nth(i).expect("same order");
                 if p.shape != shape {
-                    return Err(Error::shape(format!("weight '{name}'"), format!("{:?}", p.shape), format!("{shape:?}")));
+                    return Err(Error::shape(
+                        format!("weight '{name}'"),
+                        format!("{:?}", p.shape),
+                        format!("{shape:?}"),
+                    ));
                 }
                 for (d, &s) in p.value.iter_mut().zip(values) {
                     *d = T::of(s);
@@ -429,7 +441,11 @@ impl<T: Scalar> Sequential<T> {
                     .ok_or_else(|| Error::config("InputLayer needs 'batch_shape'"))?;
                 let shape: Vec<usize> = bs[1..]
                     .iter()
-                    .map(|d| d.as_u64().map(|d| d as usize).ok_or_else(|| Error::config(format!("InputLayer: dimension {d} must be a positive integer"))))
+                    .map(|d| {
+                        d.as_u64().map(|d| d as usize).ok_or_else(|| {
+                            Error::config(format!("InputLayer: dimension {d} must be a positive integer"))
+                        })
+                    })
                     .collect::<Result<_>>()?;
                 m.input_shape = Some(shape);
                 continue;
