@@ -1,14 +1,18 @@
 //! memcell: recurrent neural networks (SimpleRNN, LSTM, GRU) and autoencoders for scientific
 //! data, with Keras semantics, fused CPU kernels and exact gradients.
 
-pub mod error;
 pub mod activation;
+pub mod baselines;
+pub mod datasets;
+pub mod error;
+pub mod experiment;
 pub mod init;
 pub mod io;
 pub mod layers;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod report;
 pub mod tensor;
 pub mod verify;
 
