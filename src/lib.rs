@@ -2,6 +2,7 @@
 //! data, with Keras semantics, fused CPU kernels and exact gradients.
 
 pub mod activation;
+pub mod autoencoder;
 pub mod baselines;
 pub mod datasets;
 pub mod error;

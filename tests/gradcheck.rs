@@ -21,6 +21,8 @@ struct Case {
     training: bool,
     /// Call once on another input first (stateful layers carry its final state).
     stateful_warmup: bool,
+    /// Tied weights (target layer, source layer).
+    ties: Vec<(&'static str, &'static str)>,
 }
 
 impl Case {
@@ -33,6 +35,7 @@ impl Case {
             units0: 0,
             training: false,
             stateful_warmup: false,
+            ties: Vec::new(),
         }
     }
     fn mask(mut self, m: &[u8]) -> Self {
@@ -46,6 +49,10 @@ impl Case {
     }
     fn training(mut self) -> Self {
         self.training = true;
+        self
+    }
+    fn tie(mut self, target: &'static str, source: &'static str) -> Self {
+        self.ties.push((target, source));
         self
     }
     fn stateful(mut self) -> Self {
@@ -99,6 +106,9 @@ fn check(name: &str, case: Case) {
     for lc in &case.layers {
         let class = lc["class_name"].as_str().unwrap();
         m.push(layer_from_config::<f64>(class, &lc["config"]).unwrap());
+    }
+    for (t, src) in &case.ties {
+        m = m.tie(t, src);
     }
     m.build().unwrap();
     // Random weights in [-0.6, 0.6] so every gate works in its non-linear range.
@@ -485,6 +495,74 @@ fn stacks_and_shape_layers() {
                 &[2, 4, 2],
             )
             .initial_states(1, 3),
+        ),
+    ];
+    for (n, c) in cases {
+        check(n, c);
+    }
+}
+
+/// The autoencoder pieces: the KL sparsity penalty (2-D and on sequences), tied weights in a
+/// stacked autoencoder, the variational sampling layer with its KL term (sampling in
+/// training, the mean at inference), and Gaussian input noise.
+#[test]
+fn autoencoder_pieces() {
+    let sparse = json!({"units": 5, "activation": "sigmoid", "activity_sparsity": {"rho": 0.1, "beta": 3.0}});
+    let cases = vec![
+        ("sparse_dense_2d", Case::new(vec![l("Dense", sparse.clone()), l("Dense", json!({"units": 3}))], &[4, 3])),
+        (
+            "sparse_dense_on_sequences",
+            Case::new(vec![l("Dense", sparse), l("LSTM", json!({"units": 2, "return_sequences": true}))], &[3, 4, 2]),
+        ),
+        (
+            "tied_stacked_autoencoder",
+            Case::new(
+                vec![
+                    l("Dense", json!({"name": "enc1", "units": 4, "activation": "tanh"})),
+                    l("Dense", json!({"name": "enc2", "units": 2})),
+                    l("Dense", json!({"name": "dec2", "units": 4, "activation": "tanh"})),
+                    l("Dense", json!({"name": "dec1", "units": 3, "activation": "sigmoid"})),
+                ],
+                &[5, 3],
+            )
+            .tie("dec2", "enc2")
+            .tie("dec1", "enc1"),
+        ),
+        (
+            "variational_sampling_training",
+            Case::new(
+                vec![
+                    l("Dense", json!({"units": 6, "activation": "tanh"})),
+                    l("Dense", json!({"units": 4})),
+                    l("Sampling", json!({"kl_weight": 0.3})),
+                    l("Dense", json!({"units": 5, "activation": "sigmoid"})),
+                ],
+                &[4, 5],
+            )
+            .training(),
+        ),
+        (
+            "variational_sampling_inference",
+            Case::new(
+                vec![
+                    l("Dense", json!({"units": 4})),
+                    l("Sampling", json!({"kl_weight": 0.7})),
+                    l("Dense", json!({"units": 3})),
+                ],
+                &[3, 4],
+            ),
+        ),
+        (
+            "gaussian_noise_training",
+            Case::new(
+                vec![
+                    l("GaussianNoise", json!({"stddev": 0.3})),
+                    l("Dense", json!({"units": 3, "activation": "tanh"})),
+                    l("Dense", json!({"units": 4})),
+                ],
+                &[4, 4],
+            )
+            .training(),
         ),
     ];
     for (n, c) in cases {

@@ -94,6 +94,7 @@ pub fn layer_from_config<T: Scalar>(class_name: &str, cfg: &Value) -> Result<Box
             d.kernel_regularizer = Regularizer::from_json(cfg.get("kernel_regularizer"))?;
             d.bias_regularizer = Regularizer::from_json(cfg.get("bias_regularizer"))?;
             d.activity_regularizer = Regularizer::from_json(cfg.get("activity_regularizer"))?;
+            d.activity_sparsity = KlSparsity::from_json(cfg.get("activity_sparsity")).map_err(ctx)?;
             Box::new(d)
         }
         "SimpleRNN" => {
@@ -178,6 +179,16 @@ pub fn layer_from_config<T: Scalar>(class_name: &str, cfg: &Value) -> Result<Box
             }
             Box::new(d)
         }
+        "GaussianNoise" => {
+            let mut g = GaussianNoise::new(get_f64(cfg, "stddev", 0.0)?);
+            g.name = lname.clone();
+            Box::new(g)
+        }
+        "Sampling" => {
+            let mut s = Sampling::new(get_f64(cfg, "kl_weight", 1.0)?);
+            s.name = lname.clone();
+            Box::new(s)
+        }
         "RepeatVector" => {
             let n = parse_units(&lname, cfg.get("n"))?;
             let mut r = RepeatVector::new(n);
@@ -208,7 +219,7 @@ pub fn layer_from_config<T: Scalar>(class_name: &str, cfg: &Value) -> Result<Box
             return Err(Error::unsupported(
                 "layer type",
                 format!(
-                    "'{other}' (known: Dense, SimpleRNN, LSTM, GRU, Bidirectional, Masking, Dropout, RepeatVector, \
+                    "'{other}' (known: Dense, SimpleRNN, LSTM, GRU, Bidirectional, Masking, Dropout, GaussianNoise, Sampling, RepeatVector, \
                      Flatten, Reshape)"
                 ),
             ))

@@ -2,7 +2,7 @@
 //!
 //! Keras `Dense(125, activation="relu")` is `Dense::new(125).activation("relu")`.
 
-use super::{Ctx, Layer, Param, Regularizer};
+use super::{Ctx, KlSparsity, Layer, Param, Regularizer};
 use crate::activation::{apply_rows, backprop_rows, Activation};
 use crate::error::{Error, Result};
 use crate::init::glorot_uniform;
@@ -18,6 +18,8 @@ pub struct Dense<T> {
     pub kernel_regularizer: Option<Regularizer>,
     pub bias_regularizer: Option<Regularizer>,
     pub activity_regularizer: Option<Regularizer>,
+    /// The sparse-autoencoder KL penalty on the activations (memcell's `activity_sparsity`).
+    pub activity_sparsity: Option<KlSparsity>,
     in_features: usize,
     kernel: Param<T>,
     bias: Param<T>,
@@ -39,6 +41,7 @@ impl<T: Scalar> Dense<T> {
             kernel_regularizer: None,
             bias_regularizer: None,
             activity_regularizer: None,
+            activity_sparsity: None,
             in_features: 0,
             kernel: Param::new("kernel", &[0, units], Vec::new()),
             bias: Param::new("bias", &[units], Vec::new()),
@@ -60,6 +63,11 @@ impl<T: Scalar> Dense<T> {
     }
     pub fn use_bias(mut self, b: bool) -> Self {
         self.use_bias = b;
+        self
+    }
+    /// Adds the sparse-autoencoder KL penalty toward mean activation `rho` with weight `beta`.
+    pub fn sparsity(mut self, s: KlSparsity) -> Self {
+        self.activity_sparsity = Some(s);
         self
     }
 }
@@ -116,6 +124,9 @@ impl<T: Scalar> Layer<T> for Dense<T> {
             Some(r) => r.penalty(&self.y),
             None => 0.0,
         };
+        if let Some(sp) = &self.activity_sparsity {
+            self.activity += sp.penalty(&self.y, u);
+        }
         let mut shape = x.shape.clone();
         *shape.last_mut().unwrap() = u;
         Ok(Tensor { shape, data: self.y.clone() })
@@ -127,6 +138,9 @@ impl<T: Scalar> Layer<T> for Dense<T> {
         let mut dz = dy.data.clone(); // (rows, u)
         if let Some(r) = &self.activity_regularizer {
             r.add_grad(&self.y, &mut dz, 1.0);
+        }
+        if let Some(sp) = &self.activity_sparsity {
+            sp.add_grad(&self.y, &mut dz, u);
         }
         // y = f(z)
         backprop_rows(self.activation, &self.z, &self.y, &mut dz, u);
@@ -164,6 +178,7 @@ impl<T: Scalar> Layer<T> for Dense<T> {
             "kernel_regularizer": self.kernel_regularizer.map(|r| r.to_json()),
             "bias_regularizer": self.bias_regularizer.map(|r| r.to_json()),
             "activity_regularizer": self.activity_regularizer.map(|r| r.to_json()),
+            "activity_sparsity": self.activity_sparsity.map(|r| r.to_json()),
         })
     }
 

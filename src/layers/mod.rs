@@ -7,6 +7,7 @@ pub mod config;
 pub mod dense;
 pub mod gru;
 pub mod lstm;
+pub mod noise;
 pub mod recurrent;
 pub mod shape;
 pub mod simple_rnn;
@@ -15,6 +16,7 @@ pub use bidirectional::{Bidirectional, MergeMode};
 pub use dense::Dense;
 pub use gru::{Gru, GruCell};
 pub use lstm::{Lstm, LstmCell};
+pub use noise::{GaussianNoise, Sampling};
 pub use recurrent::{Cell, Recurrent};
 pub use shape::{Dropout, Flatten, Masking, RepeatVector, Reshape};
 pub use simple_rnn::{SimpleRnn, SimpleRnnCell};
@@ -82,6 +84,101 @@ impl Regularizer {
 
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({"class_name": "L1L2", "config": {"l1": self.l1, "l2": self.l2}})
+    }
+}
+
+/// The sparse-autoencoder penalty on a layer's activations (UFLDL's sparse autoencoder):
+/// `beta · Σ_j KL(rho ‖ rho_hat_j)`, with `rho_hat_j` the mean activation of unit j over the
+/// batch (and time steps) and `KL(p ‖ q) = p ln(p/q) + (1-p) ln((1-p)/(1-q))`. It pulls each
+/// unit's mean activation toward the small target `rho`; the activations must lie in (0, 1)
+/// (a sigmoid layer). `rho_hat` is clamped to [1e-7, 1 - 1e-7] where the logarithms are taken.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KlSparsity {
+    /// Target mean activation, in (0, 1).
+    pub rho: f64,
+    /// Weight of the penalty.
+    pub beta: f64,
+}
+
+impl KlSparsity {
+    const EPS: f64 = 1e-7;
+
+    /// Validated constructor: `rho` in (0, 1), `beta` finite and non-negative.
+    pub fn new(rho: f64, beta: f64) -> Result<Self> {
+        if !(rho > 0.0 && rho < 1.0) {
+            return Err(Error::config(format!("sparsity target rho must be in (0, 1), got {rho}")));
+        }
+        if !(beta.is_finite() && beta >= 0.0) {
+            return Err(Error::config(format!("sparsity weight beta must be finite and >= 0, got {beta}")));
+        }
+        Ok(KlSparsity { rho, beta })
+    }
+
+    /// Parses `{"rho": 0.05, "beta": 3.0}`, or returns `None`.
+    pub fn from_json(v: Option<&serde_json::Value>) -> Result<Option<Self>> {
+        match v {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => {
+                let get = |k: &str| {
+                    v.get(k)
+                        .and_then(|x| x.as_f64())
+                        .ok_or_else(|| Error::config(format!("activity_sparsity needs a number '{k}', got {v}")))
+                };
+                Ok(Some(Self::new(get("rho")?, get("beta")?)?))
+            }
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"rho": self.rho, "beta": self.beta})
+    }
+
+    fn mean_activations<T: Scalar>(a: &[T], units: usize) -> Vec<f64> {
+        let rows = (a.len() / units).max(1);
+        let mut m = vec![0.0; units];
+        for row in a.chunks_exact(units) {
+            for (s, &v) in m.iter_mut().zip(row) {
+                *s += v.f64();
+            }
+        }
+        m.iter_mut().for_each(|s| *s /= rows as f64);
+        m
+    }
+
+    /// The penalty of activations `a` (rows, units).
+    pub fn penalty<T: Scalar>(&self, a: &[T], units: usize) -> f64 {
+        let (p, e) = (self.rho, Self::EPS);
+        Self::mean_activations(a, units)
+            .into_iter()
+            .map(|q| {
+                let q = q.clamp(e, 1.0 - e);
+                p * (p / q).ln() + (1.0 - p) * ((1.0 - p) / (1.0 - q)).ln()
+            })
+            .sum::<f64>()
+            * self.beta
+    }
+
+    /// Adds d penalty / d a into `g` (rows, units):
+    /// `beta / rows · (-rho / rho_hat_j + (1 - rho) / (1 - rho_hat_j))` for every row.
+    pub fn add_grad<T: Scalar>(&self, a: &[T], g: &mut [T], units: usize) {
+        let rows = (a.len() / units).max(1) as f64;
+        let (p, e) = (self.rho, Self::EPS);
+        let d: Vec<T> = Self::mean_activations(a, units)
+            .into_iter()
+            .map(|q| {
+                // The clamp is flat outside [e, 1 - e]: no gradient there.
+                if q < e || q > 1.0 - e {
+                    T::zero()
+                } else {
+                    T::of(self.beta / rows * (-p / q + (1.0 - p) / (1.0 - q)))
+                }
+            })
+            .collect();
+        for row in g.chunks_exact_mut(units) {
+            for (gv, &dv) in row.iter_mut().zip(&d) {
+                *gv += dv;
+            }
+        }
     }
 }
 

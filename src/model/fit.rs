@@ -213,7 +213,7 @@ impl<T: Scalar> Sequential<T> {
                 self.add_regularization_grads();
                 let mut opt = self.optimizer.take().expect("compiled");
                 {
-                    let mut ps = self.params_mut();
+                    let mut ps = self.trainable_params_mut();
                     opt.step(&mut ps);
                 }
                 self.optimizer = Some(opt);

@@ -42,6 +42,10 @@ pub struct Sequential<T: Scalar> {
     pub(crate) loss: Option<Loss>,
     pub(crate) optimizer: Option<Optimizer>,
     pub(crate) metrics: Vec<Loss>,
+    /// Tied weights: (target layer, source layer) names; the target's kernel is the
+    /// transpose of the source's (see [`Sequential::tie`]).
+    ties: Vec<(String, String)>,
+    tie_idx: Vec<(usize, usize)>,
 }
 
 impl<T: Scalar> Default for Sequential<T> {
@@ -64,6 +68,8 @@ impl<T: Scalar> Sequential<T> {
             loss: None,
             optimizer: None,
             metrics: Vec::new(),
+            ties: Vec::new(),
+            tie_idx: Vec::new(),
         }
     }
 
@@ -102,6 +108,86 @@ impl<T: Scalar> Sequential<T> {
         }
         self.layers.push(layer);
         self.built = false;
+    }
+
+    /// Ties the kernel of layer `target` to the transpose of the kernel of the earlier layer
+    /// `source` (a stacked autoencoder's decoder reusing its encoder's weights: the decoder
+    /// computes `f(h · Wᵀ + b')`). Only the source kernel is trained: its gradient collects
+    /// both uses, `dW = dW_source + (dW_target)ᵀ`; the target keeps its own bias. Checked at
+    /// build: both layers have 2-D kernels of transposed shapes and `source` comes first.
+    pub fn tie(mut self, target: &str, source: &str) -> Self {
+        self.ties.push((target.to_string(), source.to_string()));
+        self.built = false;
+        self
+    }
+
+    /// The tied pairs (target, source), as given to [`Sequential::tie`].
+    pub fn ties(&self) -> &[(String, String)] {
+        &self.ties
+    }
+
+    fn resolve_ties(&mut self) -> Result<()> {
+        self.tie_idx.clear();
+        for (t, s) in &self.ties {
+            let find = |n: &str| {
+                self.layers
+                    .iter()
+                    .position(|l| l.name() == n)
+                    .ok_or_else(|| Error::config(format!("tied weights: the model has no layer named '{n}'")))
+            };
+            let (ti, si) = (find(t)?, find(s)?);
+            if si >= ti {
+                return Err(Error::config(format!("tied weights: source layer '{s}' must come before '{t}'")));
+            }
+            let kshape = |i: usize| {
+                self.layers[i].params().into_iter().find(|p| p.name == "kernel").map(|p| p.shape.clone()).ok_or_else(
+                    || Error::config(format!("tied weights: layer '{}' has no kernel", self.layers[i].name())),
+                )
+            };
+            let (ts, ss) = (kshape(ti)?, kshape(si)?);
+            if ts.len() != 2 || ss.len() != 2 || ts[0] != ss[1] || ts[1] != ss[0] {
+                return Err(Error::config(format!(
+                    "tied weights: kernel of '{t}' {ts:?} is not the transpose of kernel of '{s}' {ss:?}"
+                )));
+            }
+            if self.tie_idx.iter().any(|&(a, _)| a == ti) {
+                return Err(Error::config(format!("tied weights: layer '{t}' is tied twice")));
+            }
+            self.tie_idx.push((ti, si));
+        }
+        Ok(())
+    }
+
+    /// Copies every tied source kernel, transposed, into its target.
+    fn sync_ties(&mut self) {
+        for &(ti, si) in &self.tie_idx {
+            let (head, tail) = self.layers.split_at_mut(ti);
+            let src = head[si].params().into_iter().find(|p| p.name == "kernel").expect("checked at build");
+            let (a, b) = (src.shape[0], src.shape[1]);
+            let dst = tail[0].params_mut().into_iter().find(|p| p.name == "kernel").expect("checked at build");
+            // dst (b, a) = srcᵀ
+            for i in 0..a {
+                for j in 0..b {
+                    dst.value[j * a + i] = src.value[i * b + j];
+                }
+            }
+        }
+    }
+
+    /// Moves the gradients of tied targets into their sources: `dW_source += dW_targetᵀ`.
+    fn fold_tied_grads(&mut self) {
+        for &(ti, si) in &self.tie_idx {
+            let (head, tail) = self.layers.split_at_mut(ti);
+            let dst = tail[0].params_mut().into_iter().find(|p| p.name == "kernel").expect("checked at build");
+            let src = head[si].params_mut().into_iter().find(|p| p.name == "kernel").expect("checked at build");
+            let (a, b) = (src.shape[0], src.shape[1]);
+            for i in 0..a {
+                for j in 0..b {
+                    src.grad[i * b + j] += dst.grad[j * a + i];
+                }
+            }
+            dst.grad.fill(T::zero());
+        }
     }
 
     /// The layers, in order.
@@ -148,6 +234,8 @@ impl<T: Scalar> Sequential<T> {
             shape = l.build(&shape, &mut rng)?;
             self.out_shapes.push(shape.clone());
         }
+        self.resolve_ties()?;
+        self.sync_ties();
         // Training randomness (shuffles, dropout) comes from its own stream of the same seed.
         self.rng = rng_from_seed(self.seed ^ 0x9e37_79b9_7f4a_7c15);
         self.built = true;
@@ -203,12 +291,48 @@ impl<T: Scalar> Sequential<T> {
                 ));
             }
         }
+        self.sync_ties();
         let mut ctx = Ctx { training, mask, initial_state, rng: &mut self.rng };
         let mut h = x.clone();
         for l in self.layers.iter_mut() {
             h = l.forward(&h, &mut ctx)?;
         }
         Ok(h)
+    }
+
+    /// Runs layers `from..to` only (an autoencoder's encoder or decoder half); `x` must have
+    /// the shape that layer `from` takes. No mask, no initial state.
+    pub fn call_range(&mut self, x: &Tensor<T>, training: bool, from: usize, to: usize) -> Result<Tensor<T>> {
+        self.ensure_built()?;
+        if from >= to || to > self.layers.len() {
+            return Err(Error::config(format!(
+                "layer range {from}..{to} of a model with {} layers",
+                self.layers.len()
+            )));
+        }
+        let want = if from == 0 { self.input_shape.clone().expect("built") } else { self.out_shapes[from - 1].clone() };
+        if x.shape.len() != want.len() + 1 || x.shape[1..] != want[..] {
+            return Err(Error::shape(
+                format!("input of layer '{}'", self.layers[from].name()),
+                format!("(batch, {})", want.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")),
+                format!("{:?}", x.shape),
+            ));
+        }
+        if let Some((i, v)) = x.first_non_finite() {
+            return Err(Error::data(format!("input holds a non-finite value {v} at flat index {i}")));
+        }
+        self.sync_ties();
+        let mut ctx = Ctx { training, mask: None, initial_state: None, rng: &mut self.rng };
+        let mut h = x.clone();
+        for l in self.layers[from..to].iter_mut() {
+            h = l.forward(&h, &mut ctx)?;
+        }
+        Ok(h)
+    }
+
+    /// Output shapes of every layer, without the batch axis (after build).
+    pub fn layer_output_shapes(&self) -> &[Vec<usize>] {
+        &self.out_shapes
     }
 
     /// Inference on a whole batch (no dropout).
@@ -223,6 +347,7 @@ impl<T: Scalar> Sequential<T> {
         for l in self.layers.iter_mut().rev() {
             g = l.backward(&g);
         }
+        self.fold_tied_grads();
         Ok(g)
     }
 
@@ -274,9 +399,30 @@ impl<T: Scalar> Sequential<T> {
         self.layers.iter_mut().flat_map(|l| l.params_mut()).collect()
     }
 
-    /// Number of scalar weights.
+    /// The variables the optimizer updates: [`Sequential::params_mut`] without the kernels
+    /// of tied layers (they are copies of their sources).
+    pub fn trainable_params_mut(&mut self) -> Vec<&mut Param<T>> {
+        let tied: Vec<usize> = self.tie_idx.iter().map(|&(t, _)| t).collect();
+        self.layers
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(i, l)| {
+                let skip = tied.contains(&i);
+                l.params_mut().into_iter().filter(move |p| !(skip && p.name == "kernel"))
+            })
+            .collect()
+    }
+
+    /// Number of scalar weights (a tied kernel counts once).
     pub fn param_count(&self) -> usize {
-        self.layers.iter().flat_map(|l| l.params()).map(|p| p.value.len()).sum()
+        let tied: usize = self
+            .tie_idx
+            .iter()
+            .filter_map(|&(t, _)| {
+                self.layers[t].params().into_iter().find(|p| p.name == "kernel").map(|p| p.value.len())
+            })
+            .sum();
+        self.layers.iter().flat_map(|l| l.params()).map(|p| p.value.len()).sum::<usize>() - tied
     }
 
     /// Copies of all weight values (Keras `get_weights()`).
@@ -405,7 +551,7 @@ impl<T: Scalar> Sequential<T> {
         for l in &self.layers {
             layers.push(layer_to_config(l.as_ref()));
         }
-        json!({"class_name": "Sequential", "config": {"name": self.name, "layers": layers, "dtype": T::DTYPE}, "memcell": {"seed": self.seed}})
+        json!({"class_name": "Sequential", "config": {"name": self.name, "layers": layers, "dtype": T::DTYPE}, "memcell": {"seed": self.seed, "ties": self.ties}})
     }
 
     /// Builds a model from [`Sequential::to_config`]'s output (or Keras's own
@@ -426,6 +572,14 @@ impl<T: Scalar> Sequential<T> {
         }
         if let Some(s) = v.get("memcell").and_then(|c| c.get("seed")).and_then(|s| s.as_u64()) {
             m = m.seed(s);
+        }
+        if let Some(ties) = v.get("memcell").and_then(|c| c.get("ties")).and_then(|t| t.as_array()) {
+            for t in ties {
+                let pair = t.as_array().filter(|p| p.len() == 2).and_then(|p| Some((p[0].as_str()?, p[1].as_str()?)));
+                let (a, b) =
+                    pair.ok_or_else(|| Error::config(format!("tied weights: expected [target, source], got {t}")))?;
+                m.ties.push((a.to_string(), b.to_string()));
+            }
         }
         for (i, l) in layers.iter().enumerate() {
             let class = l
