@@ -112,7 +112,15 @@ const RNN_KEYS: &[&str] = &[
 fn known_keys(class: &str) -> Option<Vec<&'static str>> {
     let mut v: Vec<&str> = match class {
         "Dense" => {
-            vec!["units", "activation", "use_bias", "kernel_regularizer", "bias_regularizer", "activity_regularizer"]
+            vec![
+                "units",
+                "activation",
+                "use_bias",
+                "kernel_regularizer",
+                "bias_regularizer",
+                "activity_regularizer",
+                "activity_sparsity",
+            ]
         }
         "SimpleRNN" => RNN_KEYS.to_vec(),
         "LSTM" => [RNN_KEYS, &["recurrent_activation", "unit_forget_bias"]].concat(),
@@ -120,6 +128,8 @@ fn known_keys(class: &str) -> Option<Vec<&'static str>> {
         "Bidirectional" => vec!["layer", "merge_mode", "backward_layer"],
         "Masking" => vec!["mask_value"],
         "Dropout" => vec!["rate"],
+        "GaussianNoise" => vec!["stddev"],
+        "Sampling" => vec!["kl_weight"],
         "RepeatVector" => vec!["n"],
         "Flatten" => vec![],
         "Reshape" => vec!["target_shape"],
@@ -137,7 +147,8 @@ pub fn layer_entry(model: &str, i: usize, t: &toml::Table) -> Result<Value> {
     let known = known_keys(class).ok_or_else(|| {
         Error::unsupported(
             format!("layer type in model {model}, layer {}", i + 1),
-            format!("'{class}' (known: Dense, SimpleRNN, LSTM, GRU, Bidirectional, Masking, Dropout, RepeatVector, Flatten, Reshape)"),
+            format!("'{class}' (known: Dense, SimpleRNN, LSTM, GRU, Bidirectional, Masking, Dropout, GaussianNoise, Sampling, \
+                 RepeatVector, Flatten, Reshape)"),
         )
     })?;
     let mut cfg = Map::new();
