@@ -149,8 +149,8 @@ impl Activation {
         let zero = T::zero();
         match self {
             Activation::Linear | Activation::Softmax => z,
-            Activation::Tanh => z.tanh(),
-            Activation::Sigmoid => sigmoid(z),
+            Activation::Tanh => z.tanh_act(),
+            Activation::Sigmoid => z.sigmoid_act(),
             Activation::HardSigmoid => hard_sigmoid(z),
             Activation::Relu => z.max(zero),
             Activation::Relu6 => z.max(zero).min(T::of(6.0)),
@@ -342,17 +342,75 @@ impl Activation {
     }
 }
 
-/// Numerically stable logistic sigmoid.
+/// The logistic sigmoid (see [`Scalar::sigmoid_act`]).
 #[inline(always)]
 pub fn sigmoid<T: Scalar>(z: T) -> T {
-    let one = T::one();
-    if z >= T::zero() {
-        one / (one + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (one + e)
+    z.sigmoid_act()
+}
+
+/// An activation as the fused kernels see it: [`Activation`] itself (chosen at run time, a
+/// `match` per value), or the zero-sized [`TanhFn`] and [`SigmoidFn`], for which a kernel
+/// monomorphised on them has no branch left and vectorises. Both give identical values.
+pub trait Act: Copy + Send + Sync {
+    fn f<T: Scalar>(self, z: T) -> T;
+    /// `dy/dz` from `z` and `y = f(z)`.
+    fn df<T: Scalar>(self, z: T, y: T) -> T;
+}
+
+impl Act for Activation {
+    #[inline(always)]
+    fn f<T: Scalar>(self, z: T) -> T {
+        Activation::f(self, z)
+    }
+    #[inline(always)]
+    fn df<T: Scalar>(self, z: T, y: T) -> T {
+        Activation::df(self, z, y)
     }
 }
+
+/// `tanh`, statically.
+#[derive(Clone, Copy, Debug)]
+pub struct TanhFn;
+impl Act for TanhFn {
+    #[inline(always)]
+    fn f<T: Scalar>(self, z: T) -> T {
+        z.tanh_act()
+    }
+    #[inline(always)]
+    fn df<T: Scalar>(self, _z: T, y: T) -> T {
+        T::one() - y * y
+    }
+}
+
+/// The logistic sigmoid, statically.
+#[derive(Clone, Copy, Debug)]
+pub struct SigmoidFn;
+impl Act for SigmoidFn {
+    #[inline(always)]
+    fn f<T: Scalar>(self, z: T) -> T {
+        z.sigmoid_act()
+    }
+    #[inline(always)]
+    fn df<T: Scalar>(self, _z: T, y: T) -> T {
+        y * (T::one() - y)
+    }
+}
+
+#[inline(always)]
+fn map_kernel<T: Scalar, A: Act>(a: A, z: &[T], y: &mut [T]) {
+    for (yv, &zv) in y.iter_mut().zip(z) {
+        *yv = a.f(zv);
+    }
+}
+crate::simd::dispatch! { fn map_fast<T: Scalar, A: Act>(a: A, z: &[T], y: &mut [T]) => map_kernel }
+
+#[inline(always)]
+fn dmap_kernel<T: Scalar, A: Act>(a: A, z: &[T], y: &[T], d: &mut [T]) {
+    for ((dv, &zv), &yv) in d.iter_mut().zip(z).zip(y) {
+        *dv *= a.df(zv, yv);
+    }
+}
+crate::simd::dispatch! { fn dmap_fast<T: Scalar, A: Act>(a: A, z: &[T], y: &[T], d: &mut [T]) => dmap_kernel }
 
 #[inline(always)]
 fn hard_sigmoid<T: Scalar>(z: T) -> T {
@@ -385,8 +443,10 @@ pub fn apply_rows<T: Scalar>(act: Activation, z: &[T], y: &mut [T], cols: usize)
             }
         }
     } else {
-        for (yv, &zv) in y.iter_mut().zip(z) {
-            *yv = act.f(zv);
+        match act {
+            Activation::Tanh => map_fast(TanhFn, z, y),
+            Activation::Sigmoid => map_fast(SigmoidFn, z, y),
+            other => map_kernel(other, z, y),
         }
     }
 }
@@ -403,11 +463,9 @@ pub fn backprop_rows<T: Scalar>(act: Activation, z: &[T], y: &[T], d: &mut [T], 
                 }
             }
         }
-        _ => {
-            for ((dv, &zv), &yv) in d.iter_mut().zip(z).zip(y) {
-                *dv *= act.df(zv, yv);
-            }
-        }
+        Activation::Tanh => dmap_fast(TanhFn, z, y, d),
+        Activation::Sigmoid => dmap_fast(SigmoidFn, z, y, d),
+        other => dmap_kernel(other, z, y, d),
     }
 }
 

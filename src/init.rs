@@ -28,33 +28,31 @@ pub fn glorot_uniform<T: Scalar>(shape: &[usize], rng: &mut ChaCha8Rng) -> Vec<T
 
 /// `orthogonal` (gain 1) as Keras builds it: QR of a normal matrix of shape
 /// (max(rows, cols), min(rows, cols)), columns signed by diag(R), transposed when rows < cols.
-/// The QR is modified Gram-Schmidt, whose Q with positive diag(R) is the same Q.
+/// The QR is nalgebra's Householder factorisation.
 pub fn orthogonal<T: Scalar>(shape: &[usize], rng: &mut ChaCha8Rng) -> Vec<T> {
     let cols = *shape.last().unwrap_or(&1);
     let rows: usize = shape[..shape.len().saturating_sub(1)].iter().product::<usize>().max(1);
     let (m, n) = (rows.max(cols), rows.min(cols));
-    // a: (m, n), column-major for easy column work.
-    let mut q: Vec<Vec<f64>> = (0..n).map(|_| (0..m).map(|_| StandardNormal.sample(rng)).collect()).collect();
+    // Drawn column by column, as the weights always were.
+    let mut a = nalgebra::DMatrix::<f64>::zeros(m, n);
     for j in 0..n {
-        for i in 0..j {
-            let (head, tail) = q.split_at_mut(j);
-            let qi = &head[i];
-            let qj = &mut tail[0];
-            let d: f64 = qi.iter().zip(qj.iter()).map(|(a, b)| a * b).sum();
-            for (x, y) in qj.iter_mut().zip(qi) {
-                *x -= d * y;
-            }
+        for i in 0..m {
+            a[(i, j)] = StandardNormal.sample(rng);
         }
-        let norm = q[j].iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-300);
-        for v in q[j].iter_mut() {
-            *v /= norm;
+    }
+    let qr = a.qr();
+    let r = qr.r();
+    let mut q = qr.q();
+    for j in 0..n {
+        if r[(j, j)] < 0.0 {
+            q.column_mut(j).neg_mut();
         }
     }
     // Q is (m, n); the weight is Q (rows >= cols) or Q^T (rows < cols), row-major (rows, cols).
     let mut out = vec![T::zero(); rows * cols];
     for r in 0..rows {
         for c in 0..cols {
-            let v = if rows >= cols { q[c][r] } else { q[r][c] };
+            let v = if rows >= cols { q[(r, c)] } else { q[(c, r)] };
             out[r * cols + c] = T::of(v);
         }
     }

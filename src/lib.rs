@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod autoencoder;
 pub mod baselines;
+pub mod bench;
 pub mod datasets;
 pub mod error;
 pub mod experiment;
@@ -14,6 +15,7 @@ pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod report;
+pub mod simd;
 pub mod tensor;
 pub mod verify;
 

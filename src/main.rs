@@ -44,6 +44,34 @@ enum Cmd {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Time the benchmark workloads (bench/WORKLOADS.md), each in its own child process, and
+    /// print a table (seconds, samples/s, GFLOP/s, % of the measured SGEMM peak, peak RSS).
+    Bench {
+        /// Workload ids or names, e.g. `S1 M1` or `seed-rnn,lstm-medium` (default: all, the
+        /// `sgemm` peak first). Known: sgemm, S1-S5, M1-M3, L1, I1, A1.
+        workloads: Vec<String>,
+        /// Write the results as a JSON array (one object per workload) to FILE.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Timed repeats per workload (default: 5 for the seed workloads, 3 for the others).
+        #[arg(long, value_name = "N")]
+        repeats: Option<usize>,
+        /// Threads for the matrix products.
+        #[arg(long, value_name = "N", default_value_t = 2)]
+        threads: usize,
+        /// Reduced sizes, for tests (never for figures).
+        #[arg(long)]
+        smoke: bool,
+        /// Print the workload definitions with their FLOP counts (with --json: write them) and exit.
+        #[arg(long)]
+        list: bool,
+        /// Write the workloads' data as .npy files into DIR (for the Python peers) and exit.
+        #[arg(long, value_name = "DIR")]
+        write_data: Option<PathBuf>,
+        /// Run one workload in this process and print its result as one JSON line (internal).
+        #[arg(long, hide = true, value_name = "ID")]
+        child: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -76,6 +104,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Verify { paths } => verify(&paths),
+        Cmd::Bench { workloads, json, repeats, threads, smoke, list, write_data, child } => {
+            let o = memcell::bench::BenchOptions { workloads, json, repeats, threads, smoke, list, write_data, child };
+            memcell::bench::run_cli(&o).map(|()| ExitCode::SUCCESS).map_err(anyhow::Error::from)
+        }
         Cmd::Seed { seeds, models, common } => seed(seeds, &models, &common),
         Cmd::Run { config, common } => run(&config, &common),
         Cmd::Data(DataCmd::Pairing { g, n, out }) => pairing(g, &n, out),

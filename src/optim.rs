@@ -9,6 +9,25 @@ use crate::error::{Error, Result};
 use crate::layers::Param;
 use crate::tensor::{Scalar, Slots};
 
+/// One Adam step over a variable: `m += (g - m)(1 - β1)`, `v += (g² - v)(1 - β2)`,
+/// `w -= m·α / (sqrt(v) + ε)`, with `g` the gradient times the clipping scale `sc`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn adam_kernel<T: Scalar>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], sc: T, c1: T, c2: T, alpha: T, eps: T) {
+    let n = w.len();
+    let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+    for i in 0..n {
+        let gi = g[i] * sc;
+        let mi = m[i] + (gi - m[i]) * c1;
+        let vi = v[i] + (gi * gi - v[i]) * c2;
+        m[i] = mi;
+        v[i] = vi;
+        w[i] -= mi * alpha / (vi.sqrt() + eps);
+    }
+}
+crate::simd::dispatch! { fn adam_update<T: Scalar>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], sc: T, c1: T, c2: T,
+alpha: T, eps: T) => adam_kernel }
+
 /// Rounds through f32, as Keras does for values it stores in float32 variables.
 fn r32(v: f64) -> f64 {
     v as f32 as f64
@@ -326,16 +345,8 @@ impl Optimizer {
                             value[i] -= ms[i] * alpha / (vh[i].sqrt() + eps);
                         }
                     } else if clamp.is_none() {
-                        // The hot path: plain Adam, vectorisable.
-                        for i in 0..n {
-                            let gi = grad[i] * sc;
-                            // m += (g - m)(1 - β1);  v += (g² - v)(1 - β2);  w -= m·α / (sqrt(v) + ε)
-                            let m = ms[i] + (gi - ms[i]) * c1;
-                            let v = vs[i] + (gi * gi - vs[i]) * c2;
-                            ms[i] = m;
-                            vs[i] = v;
-                            value[i] -= m * alpha / (v.sqrt() + eps);
-                        }
+                        // The hot path: plain Adam, one vectorised pass.
+                        adam_update(value, grad, ms, vs, sc, c1, c2, alpha, eps);
                     } else {
                         for i in 0..n {
                             let gi = grad_at(grad[i], sc);

@@ -29,6 +29,12 @@ pub trait Scalar:
     fn f64(self) -> f64;
     /// The optimizer's slot storage of this dtype.
     fn slots(s: &mut Slots) -> &mut Vec<Vec<Vec<Self>>>;
+    /// `tanh` for activations: float32 uses the vectorisable approximation TensorFlow uses
+    /// ([`crate::simd::tanh_f32`]), float64 the exact libm value.
+    fn tanh_act(self) -> Self;
+    /// The logistic sigmoid for activations (float32: [`crate::simd::sigmoid_f32`]; float64:
+    /// `1 / (1 + exp(-z))` evaluated stably).
+    fn sigmoid_act(self) -> Self;
 }
 
 /// Optimizer slots (per variable, per slot, per element) in the variables' dtype.
@@ -51,6 +57,14 @@ impl Scalar for f32 {
     fn slots(s: &mut Slots) -> &mut Vec<Vec<Vec<Self>>> {
         &mut s.f32
     }
+    #[inline(always)]
+    fn tanh_act(self) -> Self {
+        crate::simd::tanh_f32(self)
+    }
+    #[inline(always)]
+    fn sigmoid_act(self) -> Self {
+        crate::simd::sigmoid_f32(self)
+    }
 }
 
 impl Scalar for f64 {
@@ -65,6 +79,19 @@ impl Scalar for f64 {
     }
     fn slots(s: &mut Slots) -> &mut Vec<Vec<Vec<Self>>> {
         &mut s.f64
+    }
+    #[inline(always)]
+    fn tanh_act(self) -> Self {
+        self.tanh()
+    }
+    #[inline(always)]
+    fn sigmoid_act(self) -> Self {
+        if self >= 0.0 {
+            1.0 / (1.0 + (-self).exp())
+        } else {
+            let e = self.exp();
+            e / (1.0 + e)
+        }
     }
 }
 
@@ -202,6 +229,64 @@ fn threads() -> usize {
     n
 }
 
+thread_local! {
+    /// Set while a thread runs one share of [`parallel_chunks`]: its GEMMs stay on it.
+    static IN_PARALLEL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Work below this many floating-point operations runs on the calling thread: starting a
+/// thread costs about as much as 10 µs of arithmetic, and the seed note's tiny models would
+/// only lose.
+static PARALLEL_MIN_FLOPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(2.0e7f64.to_bits());
+
+/// Sets the work (floating-point operations) below which [`parallel_chunks`] stays on the
+/// calling thread (default 2e7). Results do not depend on it; tests lower it to exercise the
+/// threaded path on small problems.
+pub fn set_parallel_threshold(flops: f64) {
+    PARALLEL_MIN_FLOPS.store(flops.to_bits(), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Runs `f` on every item: on the calling thread when the work (`flops` in all) is small, when
+/// one thread is allowed, or when already inside a parallel region; otherwise the items are
+/// dealt out in contiguous groups to up to [`set_threads`] scoped threads (the calling thread
+/// takes the first group). No thread ever spins waiting: the scope joins them. Each item must
+/// be independent of the others, so the results do not depend on how they are dealt out.
+pub fn parallel_chunks<I: Send, F: Fn(I) + Sync>(items: Vec<I>, flops: f64, f: F) {
+    let n = items.len();
+    let workers = threads().min(n);
+    if workers <= 1
+        || flops < f64::from_bits(PARALLEL_MIN_FLOPS.load(std::sync::atomic::Ordering::Relaxed))
+        || IN_PARALLEL.with(|c| c.get())
+    {
+        for it in items {
+            f(it);
+        }
+        return;
+    }
+    let mut groups: Vec<Vec<I>> = (0..workers).map(|_| Vec::new()).collect();
+    for (i, it) in items.into_iter().enumerate() {
+        groups[i * workers / n].push(it);
+    }
+    let f = &f;
+    std::thread::scope(|sc| {
+        let mut groups = groups.into_iter();
+        let first = groups.next().unwrap_or_default();
+        for g in groups {
+            sc.spawn(move || {
+                IN_PARALLEL.with(|c| c.set(true));
+                for it in g {
+                    f(it);
+                }
+            });
+        }
+        IN_PARALLEL.with(|c| c.set(true));
+        for it in first {
+            f(it);
+        }
+        IN_PARALLEL.with(|c| c.set(false));
+    });
+}
+
 /// Row-major matrix product, the one call into the GEMM kernel:
 /// `C (m, n) [+]= op(A) · op(B)` with `op(A)` of shape (m, k) and `op(B)` of shape (k, n).
 ///
@@ -242,8 +327,11 @@ pub fn gemm<T: Scalar>(
     let (a_rs, a_cs) = if ta { (1isize, lda as isize) } else { (lda as isize, 1isize) };
     let (b_rs, b_cs) = if tb { (1isize, ldb as isize) } else { (ldb as isize, 1isize) };
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
-    let par =
-        if flops > 4.0e6 && threads() > 1 { gemm::Parallelism::Rayon(threads()) } else { gemm::Parallelism::None };
+    let par = if flops > 4.0e6 && threads() > 1 && !IN_PARALLEL.with(|c| c.get()) {
+        gemm::Parallelism::Rayon(threads())
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: extents checked above; T is f32 or f64, which the kernel supports.
     unsafe {
         gemm::gemm(

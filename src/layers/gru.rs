@@ -229,7 +229,7 @@ impl<T: Scalar> Cell<T> for GruCell {
 
     fn recurrent_weight_grads(
         &self,
-        b: usize,
+        blocks: &[usize],
         rows: usize,
         hr: &[T],
         cache: &[T],
@@ -247,10 +247,14 @@ impl<T: Scalar> Cell<T> for GruCell {
         } else {
             // dU_zr = hrᵀ · drec_zr;  dU_h = (r ⊙ hr)ᵀ · drec_h
             gemm(h, 2 * h, rows, hr, h, true, drec, g3, false, drk, g3, Acc::Add);
-            // r ⊙ hr of every step, gathered from each step's cache chunk (B·7H; e block last).
+            // r ⊙ hr of every block, gathered from its cache (rows·7H; the e block last).
             let mut rh = vec![T::zero(); rows * h];
-            for (s, chunk) in cache.chunks_exact(b * 7 * h).enumerate() {
-                rh[s * b * h..(s + 1) * b * h].copy_from_slice(&chunk[6 * b * h..]);
+            let (mut off, mut row) = (0, 0);
+            for &bc in blocks {
+                let chunk = &cache[off..off + bc * 7 * h];
+                rh[row * h..(row + bc) * h].copy_from_slice(&chunk[6 * bc * h..]);
+                off += bc * 7 * h;
+                row += bc;
             }
             gemm(h, h, rows, &rh, h, true, &drec[2 * h..], g3, false, &mut drk[2 * h..], g3, Acc::Add);
         }

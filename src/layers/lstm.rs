@@ -11,7 +11,8 @@
 //! Keras `LSTM(250, return_sequences=True)` is `Lstm::new(250).return_sequences(true)`.
 
 use super::recurrent::{Cell, RecWeights, Recurrent};
-use crate::activation::Activation;
+use crate::activation::{Act, Activation, SigmoidFn, TanhFn};
+use crate::simd::dispatch;
 use crate::tensor::{gemm, Acc, Scalar};
 
 /// The LSTM layer.
@@ -91,30 +92,13 @@ impl<T: Scalar> Cell<T> for LstmCell {
         // z = p + hr · U
         z.copy_from_slice(p);
         gemm(b, g4, h, hr, h, false, w.recurrent_kernel, g4, false, z, g4, Acc::Add);
-        let (ra, act) = (self.recurrent_activation, self.activation);
-        let c_prev = prev[1];
         let (hn, cn) = next.split_at_mut(1);
         let (hn, cn) = (&mut *hn[0], &mut *cn[0]);
-        for r in 0..b {
-            let zr = &z[r * g4..(r + 1) * g4];
-            let ar = &mut a[r * g4..(r + 1) * g4];
-            for j in 0..h {
-                let i = ra.f(zr[j]);
-                let f = ra.f(zr[h + j]);
-                let g = act.f(zr[2 * h + j]);
-                let o = ra.f(zr[3 * h + j]);
-                ar[j] = i;
-                ar[h + j] = f;
-                ar[2 * h + j] = g;
-                ar[3 * h + j] = o;
-                let k = r * h + j;
-                let c = f * c_prev[k] + i * g;
-                let t = act.f(c);
-                cs[k] = c;
-                tc[k] = t;
-                cn[k] = c;
-                hn[k] = o * t;
+        match (self.recurrent_activation, self.activation) {
+            (Activation::Sigmoid, Activation::Tanh) => {
+                gates_forward(SigmoidFn, TanhFn, h, z, prev[1], a, cs, tc, hn, cn)
             }
+            (ra, act) => gates_forward_kernel(ra, act, h, z, prev[1], a, cs, tc, hn, cn),
         }
     }
 
@@ -136,31 +120,111 @@ impl<T: Scalar> Cell<T> for LstmCell {
         let (z, rest) = cache.split_at(b * g4);
         let (a, rest) = rest.split_at(b * g4);
         let (cs, tc) = rest.split_at(b * h);
-        let (ra, act) = (self.recurrent_activation, self.activation);
-        let (dh, dcn, c_prev) = (dnext[0], dnext[1], prev[1]);
         let (dp0, dp1) = dprev.split_at_mut(1);
         let (dh_prev, dc_prev) = (&mut *dp0[0], &mut *dp1[0]);
-        for r in 0..b {
-            let zr = &z[r * g4..(r + 1) * g4];
-            let ar = &a[r * g4..(r + 1) * g4];
-            let dz = &mut dp[r * g4..(r + 1) * g4];
-            for j in 0..h {
-                let k = r * h + j;
-                let (i, f, g, o) = (ar[j], ar[h + j], ar[2 * h + j], ar[3 * h + j]);
-                // h = o ⊙ tanh(c)
-                let d_o = dh[k] * tc[k];
-                // c_t = f ⊙ c_{t-1} + i ⊙ g, plus the path through h
-                let dc = dcn[k] + dh[k] * o * act.df(cs[k], tc[k]);
-                dz[j] = dc * g * ra.df(zr[j], i);
-                dz[h + j] = dc * c_prev[k] * ra.df(zr[h + j], f);
-                dz[2 * h + j] = dc * i * act.df(zr[2 * h + j], g);
-                dz[3 * h + j] = d_o * ra.df(zr[3 * h + j], o);
-                dc_prev[k] = dc * f;
-                dh_prev[k] = T::zero();
+        match (self.recurrent_activation, self.activation) {
+            (Activation::Sigmoid, Activation::Tanh) => {
+                gates_backward(SigmoidFn, TanhFn, h, z, a, cs, tc, prev[1], dnext[0], dnext[1], dp, dc_prev)
             }
+            (ra, act) => gates_backward_kernel(ra, act, h, z, a, cs, tc, prev[1], dnext[0], dnext[1], dp, dc_prev),
         }
+        dh_prev.fill(T::zero());
         drec.copy_from_slice(dp);
         // z = p + hr · U  =>  dhr = dz · Uᵀ
         gemm(b, h, g4, dp, g4, false, w.recurrent_kernel, g4, true, dhr, h, Acc::Overwrite);
     }
 }
+
+/// The gate arithmetic of one step for every row, after `z = p + hr · U` (B, 4H):
+/// activations into `a` (B, 4H), `c_t` into `cs` and `cn`, `tanh(c_t)` into `tc`, `h_t` into `hn`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gates_forward_kernel<T: Scalar, R: Act, A: Act>(
+    ra: R,
+    act: A,
+    h: usize,
+    z: &[T],
+    c_prev: &[T],
+    a: &mut [T],
+    cs: &mut [T],
+    tc: &mut [T],
+    hn: &mut [T],
+    cn: &mut [T],
+) {
+    let g4 = 4 * h;
+    let rows = c_prev.len() / h;
+    for r in 0..rows {
+        let (zr, ar) = (&z[r * g4..(r + 1) * g4], &mut a[r * g4..(r + 1) * g4]);
+        let rh = r * h..(r + 1) * h;
+        let (cp, csr, tcr) = (&c_prev[rh.clone()], &mut cs[rh.clone()], &mut tc[rh.clone()]);
+        let (hnr, cnr) = (&mut hn[rh.clone()], &mut cn[rh]);
+        let (zi, zf, zg, zo) = (&zr[..h], &zr[h..2 * h], &zr[2 * h..3 * h], &zr[3 * h..]);
+        let (ai, rest) = ar.split_at_mut(h);
+        let (af, rest) = rest.split_at_mut(h);
+        let (ag, ao) = rest.split_at_mut(h);
+        for j in 0..h {
+            // i = σ(z_i)  f = σ(z_f)  g = tanh(z_c)  o = σ(z_o)
+            let (i, f, g, o) = (ra.f(zi[j]), ra.f(zf[j]), act.f(zg[j]), ra.f(zo[j]));
+            ai[j] = i;
+            af[j] = f;
+            ag[j] = g;
+            ao[j] = o;
+            // c_t = f ⊙ c_{t-1} + i ⊙ g;  h_t = o ⊙ tanh(c_t)
+            let c = f * cp[j] + i * g;
+            let t = act.f(c);
+            csr[j] = c;
+            cnr[j] = c;
+            tcr[j] = t;
+            hnr[j] = o * t;
+        }
+    }
+}
+dispatch! { fn gates_forward<T: Scalar, R: Act, A: Act>(ra: R, act: A, h: usize, z: &[T], c_prev: &[T], a: &mut [T],
+cs: &mut [T], tc: &mut [T], hn: &mut [T], cn: &mut [T]) => gates_forward_kernel }
+
+/// Backward of [`gates_forward_kernel`]: from `dh` and `dc` (the gradients of h_t and c_t),
+/// the gradient of z into `dz` (B, 4H) and of c_{t-1} into `dc_prev`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gates_backward_kernel<T: Scalar, R: Act, A: Act>(
+    ra: R,
+    act: A,
+    h: usize,
+    z: &[T],
+    a: &[T],
+    cs: &[T],
+    tc: &[T],
+    c_prev: &[T],
+    dh: &[T],
+    dcn: &[T],
+    dz: &mut [T],
+    dc_prev: &mut [T],
+) {
+    let g4 = 4 * h;
+    let rows = c_prev.len() / h;
+    for r in 0..rows {
+        let (zr, ar, dzr) = (&z[r * g4..(r + 1) * g4], &a[r * g4..(r + 1) * g4], &mut dz[r * g4..(r + 1) * g4]);
+        let rh = r * h..(r + 1) * h;
+        let (csr, tcr, cp) = (&cs[rh.clone()], &tc[rh.clone()], &c_prev[rh.clone()]);
+        let (dhr, dcr, dcp) = (&dh[rh.clone()], &dcn[rh.clone()], &mut dc_prev[rh]);
+        let (zi, zf, zg, zo) = (&zr[..h], &zr[h..2 * h], &zr[2 * h..3 * h], &zr[3 * h..]);
+        let (ai, af, ag, ao) = (&ar[..h], &ar[h..2 * h], &ar[2 * h..3 * h], &ar[3 * h..]);
+        let (dzi, rest) = dzr.split_at_mut(h);
+        let (dzf, rest) = rest.split_at_mut(h);
+        let (dzg, dzo) = rest.split_at_mut(h);
+        for j in 0..h {
+            let (i, f, g, o) = (ai[j], af[j], ag[j], ao[j]);
+            // h = o ⊙ tanh(c)
+            let d_o = dhr[j] * tcr[j];
+            // c_t = f ⊙ c_{t-1} + i ⊙ g, plus the path through h
+            let dc = dcr[j] + dhr[j] * o * act.df(csr[j], tcr[j]);
+            dzi[j] = dc * g * ra.df(zi[j], i);
+            dzf[j] = dc * cp[j] * ra.df(zf[j], f);
+            dzg[j] = dc * i * act.df(zg[j], g);
+            dzo[j] = d_o * ra.df(zo[j], o);
+            dcp[j] = dc * f;
+        }
+    }
+}
+dispatch! { fn gates_backward<T: Scalar, R: Act, A: Act>(ra: R, act: A, h: usize, z: &[T], a: &[T], cs: &[T],
+tc: &[T], c_prev: &[T], dh: &[T], dcn: &[T], dz: &mut [T], dc_prev: &mut [T]) => gates_backward_kernel }

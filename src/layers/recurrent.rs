@@ -40,7 +40,7 @@ pub struct RecWeights<'a, T> {
 ///
 /// Buffers are row-major with `b` batch rows. `cache` is this step's private scratch of
 /// `b * cache_width()` values, kept from forward for backward; its layout is the cell's own.
-pub trait Cell<T: Scalar>: Send + Clone + 'static {
+pub trait Cell<T: Scalar>: Send + Sync + Clone + 'static {
     /// The Keras class name of the layer (`"LSTM"`).
     const CLASS: &'static str;
     /// Default layer name (`"lstm"`).
@@ -96,13 +96,14 @@ pub trait Cell<T: Scalar>: Send + Clone + 'static {
         dprev: &mut [&mut [T]],
     );
 
-    /// Weight gradients of the recurrent matmul over all `rows` = T·B rows at once (`b` rows
-    /// per step; `cache` holds every step's cache, one chunk of `b * cache_width()` per step):
-    /// by default `drecurrent_kernel += hrᵀ · drec`. `dbias` is the whole bias gradient.
+    /// Weight gradients of the recurrent matmul over all `rows` = T·B rows at once. The rows
+    /// come in blocks of one step of one chunk; `blocks` lists their sizes in order, and
+    /// `cache` holds every block's cache (`rows_in_block * cache_width()` values each). By
+    /// default `drecurrent_kernel += hrᵀ · drec`. `dbias` is the whole bias gradient.
     #[allow(clippy::too_many_arguments)]
     fn recurrent_weight_grads(
         &self,
-        _b: usize,
+        _blocks: &[usize],
         rows: usize,
         hr: &[T],
         _cache: &[T],
@@ -143,19 +144,70 @@ pub struct Recurrent<T, C> {
 }
 
 /// What forward keeps for backward (reused between calls of the same size).
+///
+/// The batch is cut into chunks of rows that run their time loops independently (and in
+/// parallel where that pays, see [`crate::tensor::parallel_chunks`]). Every (T·B)-row buffer
+/// is chunk-major: chunk c, holding rows `r0..r1`, occupies rows `T·r0..T·r1`, time-major
+/// inside (T, r1 - r0). With one chunk this is the plain (T, B) layout. Per-step GEMMs see
+/// one chunk; the input projection, `dX` and the weight gradients stay single GEMMs over all
+/// T·B rows, whatever their order.
 #[derive(Default)]
 struct Saved<T> {
     b: usize,
     t: usize,
-    x_tm: Vec<T>,               // (T, B, F), after input dropout
-    dmask: Option<Vec<T>>,      // (B, F)
-    rmask: Option<Vec<T>>,      // (B, H)
-    mask_tm: Option<Vec<bool>>, // (T, B)
-    p: Vec<T>,                  // (T, B, G·H)
-    hr: Vec<T>,                 // (T, B, H)
-    states: Vec<Vec<T>>,        // S × (T+1, B, H); slot 0 the initial state
-    cache: Vec<T>,              // (T, B·cache_width)
-    out: Vec<T>,                // (T, B, H), processing order
+    chunks: Vec<(usize, usize)>, // row ranges r0..r1
+    x_tm: Vec<T>,                // (T·B, F), after input dropout
+    dmask: Option<Vec<T>>,       // (B, F)
+    rmask: Option<Vec<T>>,       // (B, H)
+    mask_tm: Option<Vec<bool>>,  // (T·B)
+    p: Vec<T>,                   // (T·B, G·H)
+    hr: Vec<T>,                  // (T·B, H)
+    states: Vec<Vec<T>>,         // S × ((T+1)·B, H); per chunk, slot 0 the initial state
+    cache: Vec<T>,               // (T·B, cache_width)
+    out: Vec<T>,                 // (T·B, H), processing order
+    // Backward scratch.
+    dp: Vec<T>,   // (T·B, G·H)
+    drec: Vec<T>, // (T·B, G·H)
+}
+
+/// Rows per chunk: batches of 64 rows and more are cut into chunks of about 32 rows (at most
+/// 8), which is independent of the number of threads, so results do not depend on it.
+fn chunk_ranges(b: usize) -> Vec<(usize, usize)> {
+    let n = (b / 32).clamp(1, 8);
+    (0..n).map(|c| (c * b / n, (c + 1) * b / n)).collect()
+}
+
+/// One chunk's view of the saved buffers.
+struct ChunkFwd<'a, T> {
+    bc: usize,
+    p: &'a [T],
+    hr: &'a mut [T],
+    states: Vec<&'a mut [T]>,
+    cache: &'a mut [T],
+    out: &'a mut [T],
+    rmask: Option<&'a [T]>,
+    mask: Option<&'a [bool]>,
+}
+
+/// Splits `v` into consecutive pieces of the given lengths.
+fn split_lens<'a, T>(mut v: &'a mut [T], lens: impl Iterator<Item = usize>) -> Vec<&'a mut [T]> {
+    let mut out = Vec::new();
+    for l in lens {
+        let (a, rest) = std::mem::take(&mut v).split_at_mut(l);
+        out.push(a);
+        v = rest;
+    }
+    out
+}
+
+fn split_lens_ref<'a, T>(mut v: &'a [T], lens: impl Iterator<Item = usize>) -> Vec<&'a [T]> {
+    let mut out = Vec::new();
+    for l in lens {
+        let (a, rest) = v.split_at(l);
+        out.push(a);
+        v = rest;
+    }
+    out
 }
 
 impl<T: Scalar, C: Cell<T>> Recurrent<T, C> {
@@ -226,14 +278,6 @@ impl<T: Scalar, C: Cell<T>> Recurrent<T, C> {
         self
     }
 
-    fn weights(&self) -> RecWeights<'_, T> {
-        RecWeights {
-            kernel: &self.kernel.value,
-            recurrent_kernel: &self.recurrent_kernel.value,
-            bias: if self.use_bias { Some(&self.bias.value) } else { None },
-        }
-    }
-
     fn dropout_mask(rng: &mut ChaCha8Rng, n: usize, rate: f64) -> Vec<T> {
         let keep = T::of(1.0 / (1.0 - rate));
         (0..n).map(|_| if rng.gen::<f64>() < rate { T::zero() } else { keep }).collect()
@@ -292,76 +336,20 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
         }
         let (h, g, s, cw) = (self.cell.units(), self.cell.gates(), self.cell.n_states(), self.cell.cache_width());
         let gh = g * h;
-        let bh = b * h;
         let src_t = |t: usize| if self.go_backwards { tl - 1 - t } else { t };
 
-        // Dropout masks: one per sequence, the same at every step (Keras).
-        let sv = &mut self.fwd;
-        sv.b = b;
-        sv.t = tl;
-        sv.dmask = (ctx.training && self.dropout > 0.0).then(|| Self::dropout_mask(ctx.rng, b * f, self.dropout));
-        sv.rmask = (ctx.training && self.recurrent_dropout > 0.0)
-            .then(|| Self::dropout_mask(ctx.rng, bh, self.recurrent_dropout));
-
-        // X time-major (T, B, F), reversed for go_backwards.
-        sv.x_tm.resize(tl * b * f, T::zero());
-        for t in 0..tl {
-            let st = src_t(t);
-            for bi in 0..b {
-                let src = &x.data[(bi * tl + st) * f..(bi * tl + st + 1) * f];
-                let dst = &mut sv.x_tm[(t * b + bi) * f..(t * b + bi + 1) * f];
-                match &sv.dmask {
-                    Some(m) => {
-                        for ((d, &v), &mv) in dst.iter_mut().zip(src).zip(&m[bi * f..(bi + 1) * f]) {
-                            *d = v * mv;
-                        }
-                    }
-                    None => dst.copy_from_slice(src),
-                }
+        // Validate what comes with the input before touching any buffer.
+        if let Some(m) = &ctx.mask {
+            if m.batch != b || m.time != tl {
+                return Err(Error::shape(
+                    format!("{} mask", self.name),
+                    format!("({b}, {tl})"),
+                    format!("({}, {})", m.batch, m.time),
+                ));
             }
         }
-
-        // The mask, time-major, in processing order.
-        sv.mask_tm = match &ctx.mask {
-            Some(m) => {
-                if m.batch != b || m.time != tl {
-                    return Err(Error::shape(
-                        format!("{} mask", self.name),
-                        format!("({b}, {tl})"),
-                        format!("({}, {})", m.batch, m.time),
-                    ));
-                }
-                let mut v = vec![true; tl * b];
-                for t in 0..tl {
-                    for bi in 0..b {
-                        v[t * b + bi] = m.get(bi, src_t(t));
-                    }
-                }
-                Some(v)
-            }
-            None => None,
-        };
-
-        // P = X_tm · kernel + b_in: all steps in one GEMM.
-        sv.p.resize(tl * b * gh, T::zero());
-        let acc = match (self.use_bias, &self.bias.value) {
-            (true, bias) => {
-                for row in sv.p.chunks_exact_mut(gh) {
-                    row.copy_from_slice(&bias[..gh]);
-                }
-                Acc::Add
-            }
-            _ => Acc::Overwrite,
-        };
-        gemm(tl * b, gh, f, &sv.x_tm, f, false, &self.kernel.value, gh, false, &mut sv.p, gh, acc);
-
-        // Initial states: given, carried (stateful) or zeros.
-        sv.states.resize_with(s, Vec::new);
-        for st in sv.states.iter_mut() {
-            st.clear();
-            st.resize((tl + 1) * bh, T::zero());
-        }
-        if let Some(init) = ctx.initial_state.take() {
+        let init = ctx.initial_state.take();
+        if let Some(init) = &init {
             if init.len() != s {
                 return Err(Error::shape(
                     format!("{} initial_state", self.name),
@@ -377,101 +365,163 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
                         format!("{:?}", st.shape),
                     ));
                 }
-                sv.states[i][..bh].copy_from_slice(&st.data);
-            }
-        } else if let (true, Some(c)) = (self.stateful, &self.carried) {
-            if c[0].len() != bh {
-                return Err(Error::shape(
-                    format!("stateful {}", self.name),
-                    format!("batch {} (the batch of the carried state; call reset_state to change it)", c[0].len() / h),
-                    format!("batch {b}"),
-                ));
-            }
-            for (i, st) in c.iter().enumerate() {
-                sv.states[i][..bh].copy_from_slice(st);
             }
         }
-
-        sv.hr.resize(tl * bh, T::zero());
-        sv.cache.resize(tl * b * cw, T::zero());
-        sv.out.resize(tl * bh, T::zero());
-        let w = RecWeights {
-            kernel: &self.kernel.value,
-            recurrent_kernel: &self.recurrent_kernel.value,
-            bias: if self.use_bias { Some(&self.bias.value) } else { None },
+        let carried = match (&init, self.stateful, &self.carried) {
+            (None, true, Some(c)) => {
+                if c[0].len() != b * h {
+                    return Err(Error::shape(
+                        format!("stateful {}", self.name),
+                        format!(
+                            "batch {} (the batch of the carried state; call reset_state to change it)",
+                            c[0].len() / h
+                        ),
+                        format!("batch {b}"),
+                    ));
+                }
+                Some(c)
+            }
+            _ => None,
         };
+
+        let sv = &mut self.fwd;
+        sv.b = b;
+        sv.t = tl;
+        sv.chunks = chunk_ranges(b);
+        let chunks = sv.chunks.clone();
+        // Row index, in the chunk-major time-major layout, of batch row `bi` at step `t`.
+        let row_of = |t: usize, bi: usize| -> usize {
+            let &(r0, r1) = chunks.iter().find(|(r0, r1)| (*r0..*r1).contains(&bi)).expect("row in a chunk");
+            tl * r0 + t * (r1 - r0) + (bi - r0)
+        };
+
+        // Dropout masks: one per sequence, the same at every step (Keras); drawn for the whole
+        // batch in order, so they do not depend on the chunking.
+        sv.dmask = (ctx.training && self.dropout > 0.0).then(|| Self::dropout_mask(ctx.rng, b * f, self.dropout));
+        sv.rmask = (ctx.training && self.recurrent_dropout > 0.0)
+            .then(|| Self::dropout_mask(ctx.rng, b * h, self.recurrent_dropout));
+
+        // X chunk-major time-major, reversed for go_backwards; the mask likewise.
+        sv.x_tm.resize(tl * b * f, T::zero());
         for t in 0..tl {
-            // hr_t = h_{t-1} (⊙ recurrent dropout mask)
-            {
-                let hprev = &sv.states[0][t * bh..(t + 1) * bh];
-                let hr = &mut sv.hr[t * bh..(t + 1) * bh];
-                match &sv.rmask {
+            let st = src_t(t);
+            for bi in 0..b {
+                let src = &x.data[(bi * tl + st) * f..(bi * tl + st + 1) * f];
+                let r = row_of(t, bi);
+                let dst = &mut sv.x_tm[r * f..(r + 1) * f];
+                match &sv.dmask {
                     Some(m) => {
-                        for ((d, &v), &mv) in hr.iter_mut().zip(hprev).zip(m) {
+                        for ((d, &v), &mv) in dst.iter_mut().zip(src).zip(&m[bi * f..(bi + 1) * f]) {
                             *d = v * mv;
                         }
                     }
-                    None => hr.copy_from_slice(hprev),
-                }
-            }
-            {
-                let (mut a0, mut a1): (&mut [T], &mut [T]) = (&mut [], &mut []);
-                let (mut p0, mut p1): (&[T], &[T]) = (&[], &[]);
-                for (i, st) in sv.states.iter_mut().enumerate() {
-                    let (before, after) = st.split_at_mut((t + 1) * bh);
-                    let prev = &before[t * bh..];
-                    let next = &mut after[..bh];
-                    if i == 0 {
-                        p0 = prev;
-                        a0 = next;
-                    } else {
-                        p1 = prev;
-                        a1 = next;
-                    }
-                }
-                let prev_arr = [p0, p1];
-                let mut next_arr = [a0, a1];
-                self.cell.forward_step(
-                    &w,
-                    b,
-                    &sv.p[t * b * gh..(t + 1) * b * gh],
-                    &sv.hr[t * bh..(t + 1) * bh],
-                    &prev_arr[..s],
-                    &mut next_arr[..s],
-                    &mut sv.cache[t * b * cw..(t + 1) * b * cw],
-                );
-            }
-            // Masked rows keep their states; the output is carried or zero.
-            match &sv.mask_tm {
-                None => {
-                    let (src, dst) = (&sv.states[0][(t + 1) * bh..(t + 2) * bh], &mut sv.out[t * bh..(t + 1) * bh]);
-                    dst.copy_from_slice(src);
-                }
-                Some(m) => {
-                    for bi in 0..b {
-                        let r = bi * h..(bi + 1) * h;
-                        if m[t * b + bi] {
-                            let src = sv.states[0][(t + 1) * bh + r.start..(t + 1) * bh + r.end].to_vec();
-                            sv.out[t * bh + r.start..t * bh + r.end].copy_from_slice(&src);
-                        } else {
-                            for st in sv.states.iter_mut() {
-                                let (before, after) = st.split_at_mut((t + 1) * bh);
-                                after[r.clone()].copy_from_slice(&before[t * bh + r.start..t * bh + r.end]);
-                            }
-                            if self.zero_output_for_mask || t == 0 {
-                                sv.out[t * bh + r.start..t * bh + r.end].fill(T::zero());
-                            } else {
-                                let (before, after) = sv.out.split_at_mut(t * bh);
-                                after[r.clone()].copy_from_slice(&before[(t - 1) * bh + r.start..(t - 1) * bh + r.end]);
-                            }
-                        }
-                    }
+                    None => dst.copy_from_slice(src),
                 }
             }
         }
+        sv.mask_tm = ctx.mask.as_ref().map(|m| {
+            let mut v = vec![true; tl * b];
+            for t in 0..tl {
+                for bi in 0..b {
+                    v[row_of(t, bi)] = m.get(bi, src_t(t));
+                }
+            }
+            v
+        });
 
-        self.final_states =
-            sv.states.iter().map(|st| Tensor { shape: vec![b, h], data: st[tl * bh..].to_vec() }).collect();
+        // P = X_tm · kernel + b_in: all steps in one GEMM.
+        sv.p.resize(tl * b * gh, T::zero());
+        let acc = if self.use_bias {
+            for row in sv.p.chunks_exact_mut(gh) {
+                row.copy_from_slice(&self.bias.value[..gh]);
+            }
+            Acc::Add
+        } else {
+            Acc::Overwrite
+        };
+        gemm(tl * b, gh, f, &sv.x_tm, f, false, &self.kernel.value, gh, false, &mut sv.p, gh, acc);
+
+        // Initial states (given, carried for stateful layers, or zeros) in each chunk's slot 0.
+        sv.states.resize_with(s, Vec::new);
+        for st in sv.states.iter_mut() {
+            st.clear();
+            st.resize((tl + 1) * b * h, T::zero());
+        }
+        let given: Option<Vec<&[T]>> = match (&init, carried) {
+            (Some(i), _) => Some(i.iter().map(|t| t.data.as_slice()).collect()),
+            (None, Some(c)) => Some(c.iter().map(|v| v.as_slice()).collect()),
+            _ => None,
+        };
+        if let Some(given) = given {
+            for (i, src) in given.iter().enumerate() {
+                for &(r0, r1) in &chunks {
+                    let o = (tl + 1) * r0 * h;
+                    sv.states[i][o..o + (r1 - r0) * h].copy_from_slice(&src[r0 * h..r1 * h]);
+                }
+            }
+        }
+        // Remember the given initial states' shape for their gradients.
+        sv.hr.resize(tl * b * h, T::zero());
+        sv.cache.resize(tl * b * cw, T::zero());
+        sv.out.resize(tl * b * h, T::zero());
+
+        // The time loops, chunk by chunk (in parallel where it pays).
+        {
+            let lens = |w: usize| chunks.iter().map(move |(r0, r1)| tl * (r1 - r0) * w).collect::<Vec<_>>();
+            let ps = split_lens_ref(&sv.p, lens(gh).into_iter());
+            let hrs = split_lens(&mut sv.hr, lens(h).into_iter());
+            let caches = split_lens(&mut sv.cache, lens(cw).into_iter());
+            let outs = split_lens(&mut sv.out, lens(h).into_iter());
+            let mut states_by_chunk: Vec<Vec<&mut [T]>> = (0..chunks.len()).map(|_| Vec::new()).collect();
+            for st in sv.states.iter_mut() {
+                let parts = split_lens(st, chunks.iter().map(|(r0, r1)| (tl + 1) * (r1 - r0) * h));
+                for (c, part) in parts.into_iter().enumerate() {
+                    states_by_chunk[c].push(part);
+                }
+            }
+            let masks: Vec<Option<&[bool]>> = match &sv.mask_tm {
+                Some(m) => {
+                    split_lens_ref(m, chunks.iter().map(|(r0, r1)| tl * (r1 - r0))).into_iter().map(Some).collect()
+                }
+                None => vec![None; chunks.len()],
+            };
+            let mut work: Vec<ChunkFwd<T>> = Vec::new();
+            for (c, (((((p, hr), cache), out), states), mask)) in
+                ps.into_iter().zip(hrs).zip(caches).zip(outs).zip(states_by_chunk).zip(masks).enumerate()
+            {
+                let (r0, r1) = chunks[c];
+                work.push(ChunkFwd {
+                    bc: r1 - r0,
+                    p,
+                    hr,
+                    states,
+                    cache,
+                    out,
+                    rmask: sv.rmask.as_deref().map(|m| &m[r0 * h..r1 * h]),
+                    mask,
+                });
+            }
+            let w = RecWeights {
+                kernel: &self.kernel.value,
+                recurrent_kernel: &self.recurrent_kernel.value,
+                bias: if self.use_bias { Some(&self.bias.value) } else { None },
+            };
+            let (cell, zofm) = (&self.cell, self.zero_output_for_mask);
+            let flops = 2.0 * (tl * b * h * gh) as f64;
+            crate::tensor::parallel_chunks(work, flops, |ch| forward_chunk(cell, &w, zofm, tl, h, ch));
+        }
+
+        // Final states, back in batch order.
+        self.final_states = (0..s)
+            .map(|i| {
+                let mut data = vec![T::zero(); b * h];
+                for &(r0, r1) in &chunks {
+                    let o = (tl + 1) * r0 * h + tl * (r1 - r0) * h;
+                    data[r0 * h..r1 * h].copy_from_slice(&sv.states[i][o..o + (r1 - r0) * h]);
+                }
+                Tensor { shape: vec![b, h], data }
+            })
+            .collect();
         if self.stateful {
             self.carried = Some(self.final_states.iter().map(|t| t.data.clone()).collect());
         }
@@ -483,13 +533,18 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
             let mut y = Tensor::zeros(&[b, tl, h]);
             for t in 0..tl {
                 for bi in 0..b {
-                    y.data[(bi * tl + t) * h..(bi * tl + t + 1) * h]
-                        .copy_from_slice(&sv.out[t * bh + bi * h..t * bh + (bi + 1) * h]);
+                    let r = row_of(t, bi);
+                    y.data[(bi * tl + t) * h..(bi * tl + t + 1) * h].copy_from_slice(&sv.out[r * h..(r + 1) * h]);
                 }
             }
             y
         } else {
-            Tensor { shape: vec![b, h], data: sv.out[(tl - 1) * bh..].to_vec() }
+            let mut y = Tensor::zeros(&[b, h]);
+            for bi in 0..b {
+                let r = row_of(tl - 1, bi);
+                y.data[bi * h..(bi + 1) * h].copy_from_slice(&sv.out[r * h..(r + 1) * h]);
+            }
+            y
         };
         self.activity = match &self.activity_regularizer {
             // Keras 3: the penalty of the whole output, not divided by the batch size.
@@ -500,136 +555,136 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
     }
 
     fn backward(&mut self, dy: &Tensor<T>) -> Tensor<T> {
-        let w = self.weights();
-        let sv = &self.fwd;
+        let sv = &mut self.fwd;
         let (b, tl, f) = (sv.b, sv.t, self.in_features);
         let (h, g, s, cw) = (self.cell.units(), self.cell.gates(), self.cell.n_states(), self.cell.cache_width());
-        let (gh, bh) = (g * h, b * h);
-        let mut dyv = dy.data.clone();
-        if let Some(r) = &self.activity_regularizer {
-            let y: Vec<T> = if self.return_sequences {
-                let mut y = vec![T::zero(); b * tl * h];
+        let gh = g * h;
+        let chunks = sv.chunks.clone();
+        let row_of = |t: usize, bi: usize| -> usize {
+            let &(r0, r1) = chunks.iter().find(|(r0, r1)| (*r0..*r1).contains(&bi)).expect("row in a chunk");
+            tl * r0 + t * (r1 - r0) + (bi - r0)
+        };
+        // The gradient reaching each step's output, in the chunk-major layout (the activity
+        // penalty's included).
+        let mut gy = vec![T::zero(); tl * b * h];
+        for bi in 0..b {
+            for t in 0..tl {
+                let src = if self.return_sequences {
+                    &dy.data[(bi * tl + t) * h..(bi * tl + t + 1) * h]
+                } else if t == tl - 1 {
+                    &dy.data[bi * h..(bi + 1) * h]
+                } else {
+                    continue;
+                };
+                let r = row_of(t, bi);
+                gy[r * h..(r + 1) * h].copy_from_slice(src);
+            }
+        }
+        if let Some(reg) = &self.activity_regularizer {
+            // The penalty is on the returned output: every step's, or the last one's.
+            for bi in 0..b {
                 for t in 0..tl {
-                    for bi in 0..b {
-                        y[(bi * tl + t) * h..(bi * tl + t + 1) * h]
-                            .copy_from_slice(&sv.out[t * bh + bi * h..t * bh + (bi + 1) * h]);
+                    if self.return_sequences || t == tl - 1 {
+                        let r = row_of(t, bi);
+                        reg.add_grad(&sv.out[r * h..(r + 1) * h], &mut gy[r * h..(r + 1) * h], 1.0);
                     }
                 }
-                y
-            } else {
-                sv.out[(tl - 1) * bh..].to_vec()
-            };
-            r.add_grad(&y, &mut dyv, 1.0);
+            }
         }
 
-        let mut dp_all = vec![T::zero(); tl * b * gh];
-        let mut drec_all = vec![T::zero(); tl * b * gh];
-        let mut ds: Vec<Vec<T>> = vec![vec![T::zero(); bh]; s];
-        let mut dnext: Vec<Vec<T>> = vec![vec![T::zero(); bh]; s];
-        let mut dprev: Vec<Vec<T>> = vec![vec![T::zero(); bh]; s];
-        let mut dhr = vec![T::zero(); bh];
-        let mut dpo = vec![T::zero(); bh];
-        let mut gout = vec![T::zero(); bh];
-
-        for t in (0..tl).rev() {
-            // Gradient reaching this step's output.
-            for bi in 0..b {
-                let go = &mut gout[bi * h..(bi + 1) * h];
-                go.copy_from_slice(&dpo[bi * h..(bi + 1) * h]);
-                if self.return_sequences {
-                    for (a, &v) in go.iter_mut().zip(&dyv[(bi * tl + t) * h..(bi * tl + t + 1) * h]) {
-                        *a += v;
-                    }
-                } else if t == tl - 1 {
-                    for (a, &v) in go.iter_mut().zip(&dyv[bi * h..(bi + 1) * h]) {
-                        *a += v;
-                    }
+        sv.dp.resize(tl * b * gh, T::zero());
+        sv.drec.resize(tl * b * gh, T::zero());
+        let mut init_grads: Vec<Vec<T>> = vec![vec![T::zero(); b * h]; s];
+        {
+            let lens = |w: usize| chunks.iter().map(move |(r0, r1)| tl * (r1 - r0) * w).collect::<Vec<_>>();
+            let dps = split_lens(&mut sv.dp, lens(gh).into_iter());
+            let drecs = split_lens(&mut sv.drec, lens(gh).into_iter());
+            let gys = split_lens_ref(&gy, lens(h).into_iter());
+            let hrs = split_lens_ref(&sv.hr, lens(h).into_iter());
+            let caches = split_lens_ref(&sv.cache, lens(cw).into_iter());
+            let mut states_by_chunk: Vec<Vec<&[T]>> = (0..chunks.len()).map(|_| Vec::new()).collect();
+            for st in sv.states.iter() {
+                let parts = split_lens_ref(st, chunks.iter().map(|(r0, r1)| (tl + 1) * (r1 - r0) * h));
+                for (c, part) in parts.into_iter().enumerate() {
+                    states_by_chunk[c].push(part);
                 }
             }
-            // Gradients of the new states: out_t = h_t for kept rows.
-            for i in 0..s {
-                dnext[i].copy_from_slice(&ds[i]);
-            }
-            for (a, &v) in dnext[0].iter_mut().zip(&gout) {
-                *a += v;
-            }
-            if let Some(m) = &sv.mask_tm {
-                for bi in 0..b {
-                    if !m[t * b + bi] {
-                        for dn in dnext.iter_mut() {
-                            dn[bi * h..(bi + 1) * h].fill(T::zero());
-                        }
-                    }
+            let mut ig_by_chunk: Vec<Vec<&mut [T]>> = (0..chunks.len()).map(|_| Vec::new()).collect();
+            for ig in init_grads.iter_mut() {
+                let parts = split_lens(ig, chunks.iter().map(|(r0, r1)| (r1 - r0) * h));
+                for (c, part) in parts.into_iter().enumerate() {
+                    ig_by_chunk[c].push(part);
                 }
             }
-            {
-                let prev_arr: Vec<&[T]> = sv.states.iter().map(|st| &st[t * bh..(t + 1) * bh]).collect();
-                let dnext_arr: Vec<&[T]> = dnext.iter().map(|v| v.as_slice()).collect();
-                let mut dprev_arr: Vec<&mut [T]> = dprev.iter_mut().map(|v| v.as_mut_slice()).collect();
-                self.cell.backward_step(
-                    &w,
-                    b,
-                    &sv.hr[t * bh..(t + 1) * bh],
-                    &prev_arr,
-                    &sv.cache[t * b * cw..(t + 1) * b * cw],
-                    &dnext_arr,
-                    &mut dp_all[t * b * gh..(t + 1) * b * gh],
-                    &mut drec_all[t * b * gh..(t + 1) * b * gh],
-                    &mut dhr,
-                    &mut dprev_arr,
-                );
-            }
-            // hr = h_{t-1} ⊙ rmask
-            if let Some(rm) = &sv.rmask {
-                for (a, &mv) in dhr.iter_mut().zip(rm) {
-                    *a *= mv;
-                }
-            }
-            for (a, &v) in dprev[0].iter_mut().zip(&dhr) {
-                *a += v;
-            }
-            match &sv.mask_tm {
-                None => {
-                    for i in 0..s {
-                        std::mem::swap(&mut ds[i], &mut dprev[i]);
-                    }
-                    dpo.fill(T::zero());
-                }
+            let masks: Vec<Option<&[bool]>> = match &sv.mask_tm {
                 Some(m) => {
-                    for bi in 0..b {
-                        let r = bi * h..(bi + 1) * h;
-                        if m[t * b + bi] {
-                            for i in 0..s {
-                                ds[i][r.clone()].copy_from_slice(&dprev[i][r.clone()]);
-                            }
-                            dpo[r].fill(T::zero());
-                        } else if self.zero_output_for_mask {
-                            dpo[r].fill(T::zero());
-                        } else {
-                            dpo[r.clone()].copy_from_slice(&gout[r]);
-                        }
-                    }
+                    split_lens_ref(m, chunks.iter().map(|(r0, r1)| tl * (r1 - r0))).into_iter().map(Some).collect()
                 }
+                None => vec![None; chunks.len()],
+            };
+            let mut work = Vec::new();
+            for (c, (((((((dp, drec), gy), hr), cache), states), ig), mask)) in dps
+                .into_iter()
+                .zip(drecs)
+                .zip(gys)
+                .zip(hrs)
+                .zip(caches)
+                .zip(states_by_chunk)
+                .zip(ig_by_chunk)
+                .zip(masks)
+                .enumerate()
+            {
+                let (r0, r1) = chunks[c];
+                work.push(ChunkBwd {
+                    bc: r1 - r0,
+                    dp,
+                    drec,
+                    gy,
+                    hr,
+                    cache,
+                    states,
+                    init_grads: ig,
+                    rmask: sv.rmask.as_deref().map(|m| &m[r0 * h..r1 * h]),
+                    mask,
+                });
             }
+            let w = RecWeights {
+                kernel: &self.kernel.value,
+                recurrent_kernel: &self.recurrent_kernel.value,
+                bias: if self.use_bias { Some(&self.bias.value) } else { None },
+            };
+            let (cell, zofm) = (&self.cell, self.zero_output_for_mask);
+            let flops = 2.0 * (tl * b * h * gh) as f64;
+            crate::tensor::parallel_chunks(work, flops, |ch| backward_chunk(cell, &w, zofm, tl, h, ch));
         }
 
         // Weight gradients: single GEMMs over all T·B rows.
         let rows = tl * b;
-        gemm(f, gh, rows, &sv.x_tm, f, true, &dp_all, gh, false, &mut self.kernel.grad, gh, Acc::Add);
+        gemm(f, gh, rows, &sv.x_tm, f, true, &sv.dp, gh, false, &mut self.kernel.grad, gh, Acc::Add);
         if self.use_bias {
-            add_col_sums(&dp_all, gh, &mut self.bias.grad[..gh]);
+            add_col_sums(&sv.dp, gh, &mut self.bias.grad[..gh]);
         }
         let dbias = if self.use_bias { Some(self.bias.grad.as_mut_slice()) } else { None };
-        self.cell.recurrent_weight_grads(b, rows, &sv.hr, &sv.cache, &drec_all, &mut self.recurrent_kernel.grad, dbias);
+        let blocks: Vec<usize> = chunks.iter().flat_map(|&(r0, r1)| std::iter::repeat_n(r1 - r0, tl)).collect();
+        self.cell.recurrent_weight_grads(
+            &blocks,
+            rows,
+            &sv.hr,
+            &sv.cache,
+            &sv.drec,
+            &mut self.recurrent_kernel.grad,
+            dbias,
+        );
 
         // dX = dP · kernelᵀ, back to (B, T, F) in input order.
         let mut dx_tm = vec![T::zero(); rows * f];
-        gemm(rows, f, gh, &dp_all, gh, false, &self.kernel.value, gh, true, &mut dx_tm, f, Acc::Overwrite);
+        gemm(rows, f, gh, &sv.dp, gh, false, &self.kernel.value, gh, true, &mut dx_tm, f, Acc::Overwrite);
         let mut dx = Tensor::zeros(&[b, tl, f]);
         for t in 0..tl {
             let st = if self.go_backwards { tl - 1 - t } else { t };
             for bi in 0..b {
-                let src = &dx_tm[(t * b + bi) * f..(t * b + bi + 1) * f];
+                let r = row_of(t, bi);
+                let src = &dx_tm[r * f..(r + 1) * f];
                 let dst = &mut dx.data[(bi * tl + st) * f..(bi * tl + st + 1) * f];
                 match &sv.dmask {
                     Some(m) => {
@@ -641,7 +696,7 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
                 }
             }
         }
-        self.init_grads = ds.into_iter().map(|d| Tensor { shape: vec![b, h], data: d }).collect();
+        self.init_grads = init_grads.into_iter().map(|d| Tensor { shape: vec![b, h], data: d }).collect();
         dx
     }
 
@@ -698,6 +753,188 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
     }
     fn activity_penalty(&self) -> f64 {
         self.activity
+    }
+}
+
+/// One chunk's view for backward.
+struct ChunkBwd<'a, T> {
+    bc: usize,
+    dp: &'a mut [T],
+    drec: &'a mut [T],
+    gy: &'a [T],
+    hr: &'a [T],
+    cache: &'a [T],
+    states: Vec<&'a [T]>,
+    init_grads: Vec<&'a mut [T]>,
+    rmask: Option<&'a [T]>,
+    mask: Option<&'a [bool]>,
+}
+
+/// The forward time loop of one chunk of `bc` rows.
+fn forward_chunk<T: Scalar, C: Cell<T>>(cell: &C, w: &RecWeights<T>, zofm: bool, tl: usize, h: usize, ch: ChunkFwd<T>) {
+    let ChunkFwd { bc, p, hr, mut states, cache, out, rmask, mask } = ch;
+    let (gh, cw, bh) = (cell.gates() * h, cell.cache_width(), bc * h);
+    let s = states.len();
+    for t in 0..tl {
+        // hr_t = h_{t-1} (⊙ recurrent dropout mask)
+        {
+            let hprev = &states[0][t * bh..(t + 1) * bh];
+            let hrt = &mut hr[t * bh..(t + 1) * bh];
+            match rmask {
+                Some(m) => {
+                    for ((d, &v), &mv) in hrt.iter_mut().zip(hprev).zip(m) {
+                        *d = v * mv;
+                    }
+                }
+                None => hrt.copy_from_slice(hprev),
+            }
+        }
+        {
+            let (mut a0, mut a1): (&mut [T], &mut [T]) = (&mut [], &mut []);
+            let (mut p0, mut p1): (&[T], &[T]) = (&[], &[]);
+            for (i, st) in states.iter_mut().enumerate() {
+                let (before, after) = st.split_at_mut((t + 1) * bh);
+                let prev = &before[t * bh..];
+                let next = &mut after[..bh];
+                if i == 0 {
+                    p0 = prev;
+                    a0 = next;
+                } else {
+                    p1 = prev;
+                    a1 = next;
+                }
+            }
+            let prev_arr = [p0, p1];
+            let mut next_arr = [a0, a1];
+            cell.forward_step(
+                w,
+                bc,
+                &p[t * bc * gh..(t + 1) * bc * gh],
+                &hr[t * bh..(t + 1) * bh],
+                &prev_arr[..s],
+                &mut next_arr[..s],
+                &mut cache[t * bc * cw..(t + 1) * bc * cw],
+            );
+        }
+        // Masked rows keep their states; the output is carried or zero.
+        match mask {
+            None => out[t * bh..(t + 1) * bh].copy_from_slice(&states[0][(t + 1) * bh..(t + 2) * bh]),
+            Some(m) => {
+                for bi in 0..bc {
+                    let r = bi * h..(bi + 1) * h;
+                    if m[t * bc + bi] {
+                        out[t * bh + r.start..t * bh + r.end]
+                            .copy_from_slice(&states[0][(t + 1) * bh + r.start..(t + 1) * bh + r.end]);
+                    } else {
+                        for st in states.iter_mut() {
+                            let (before, after) = st.split_at_mut((t + 1) * bh);
+                            after[r.clone()].copy_from_slice(&before[t * bh + r.start..t * bh + r.end]);
+                        }
+                        if zofm || t == 0 {
+                            out[t * bh + r.start..t * bh + r.end].fill(T::zero());
+                        } else {
+                            let (before, after) = out.split_at_mut(t * bh);
+                            after[r.clone()].copy_from_slice(&before[(t - 1) * bh + r.start..(t - 1) * bh + r.end]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The backward time loop of one chunk: fills its `dp`, `drec` and initial-state gradients.
+fn backward_chunk<T: Scalar, C: Cell<T>>(
+    cell: &C,
+    w: &RecWeights<T>,
+    zofm: bool,
+    tl: usize,
+    h: usize,
+    ch: ChunkBwd<T>,
+) {
+    let ChunkBwd { bc, dp, drec, gy, hr, cache, states, mut init_grads, rmask, mask } = ch;
+    let (gh, cw, bh) = (cell.gates() * h, cell.cache_width(), bc * h);
+    let s = states.len();
+    let mut ds: Vec<Vec<T>> = vec![vec![T::zero(); bh]; s];
+    let mut dnext: Vec<Vec<T>> = vec![vec![T::zero(); bh]; s];
+    let mut dprev: Vec<Vec<T>> = vec![vec![T::zero(); bh]; s];
+    let mut dhr = vec![T::zero(); bh];
+    let mut dpo = vec![T::zero(); bh];
+    let mut gout = vec![T::zero(); bh];
+    for t in (0..tl).rev() {
+        // Gradient reaching this step's output: from the layer's output and, for masked rows
+        // that carried it forward, from the next step.
+        for ((o, &a), &c) in gout.iter_mut().zip(&gy[t * bh..(t + 1) * bh]).zip(&dpo) {
+            *o = a + c;
+        }
+        // Gradients of the new states: out_t = h_t for kept rows.
+        for i in 0..s {
+            dnext[i].copy_from_slice(&ds[i]);
+        }
+        for (a, &v) in dnext[0].iter_mut().zip(&gout) {
+            *a += v;
+        }
+        if let Some(m) = mask {
+            for bi in 0..bc {
+                if !m[t * bc + bi] {
+                    for dn in dnext.iter_mut() {
+                        dn[bi * h..(bi + 1) * h].fill(T::zero());
+                    }
+                }
+            }
+        }
+        {
+            let prev_arr: Vec<&[T]> = states.iter().map(|st| &st[t * bh..(t + 1) * bh]).collect();
+            let dnext_arr: Vec<&[T]> = dnext.iter().map(|v| v.as_slice()).collect();
+            let mut dprev_arr: Vec<&mut [T]> = dprev.iter_mut().map(|v| v.as_mut_slice()).collect();
+            cell.backward_step(
+                w,
+                bc,
+                &hr[t * bh..(t + 1) * bh],
+                &prev_arr,
+                &cache[t * bc * cw..(t + 1) * bc * cw],
+                &dnext_arr,
+                &mut dp[t * bc * gh..(t + 1) * bc * gh],
+                &mut drec[t * bc * gh..(t + 1) * bc * gh],
+                &mut dhr,
+                &mut dprev_arr,
+            );
+        }
+        // hr = h_{t-1} ⊙ rmask
+        if let Some(rm) = rmask {
+            for (a, &mv) in dhr.iter_mut().zip(rm) {
+                *a *= mv;
+            }
+        }
+        for (a, &v) in dprev[0].iter_mut().zip(&dhr) {
+            *a += v;
+        }
+        match mask {
+            None => {
+                for i in 0..s {
+                    std::mem::swap(&mut ds[i], &mut dprev[i]);
+                }
+                dpo.fill(T::zero());
+            }
+            Some(m) => {
+                for bi in 0..bc {
+                    let r = bi * h..(bi + 1) * h;
+                    if m[t * bc + bi] {
+                        for i in 0..s {
+                            ds[i][r.clone()].copy_from_slice(&dprev[i][r.clone()]);
+                        }
+                        dpo[r].fill(T::zero());
+                    } else if zofm {
+                        dpo[r].fill(T::zero());
+                    } else {
+                        dpo[r.clone()].copy_from_slice(&gout[r]);
+                    }
+                }
+            }
+        }
+    }
+    for (ig, d) in init_grads.iter_mut().zip(ds) {
+        ig.copy_from_slice(&d);
     }
 }
 

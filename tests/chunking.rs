@@ -1,0 +1,161 @@
+//! Large batches run their recurrences in chunks of rows (in parallel where it pays). The
+//! chunked result must be the same computation: outputs, states and gradients of a batch of
+//! 70 or 300 rows agree (f64, to rounding) with the same rows run one at a time, for every
+//! cell and the options that touch the time loop (masks, go_backwards, initial states,
+//! stateful carry-over, return_sequences), on 1 and 2 threads.
+
+use memcell::layers::config::layer_from_config;
+use memcell::layers::recurrent::mask_from_u8;
+use memcell::model::Sequential;
+use memcell::tensor::Tensor;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+fn model(layers: &[Value], input: &[usize]) -> Sequential<f64> {
+    let mut m = Sequential::<f64>::new().input(input).seed(5);
+    for l in layers {
+        m.push(layer_from_config::<f64>(l["class_name"].as_str().unwrap(), &l["config"]).unwrap());
+    }
+    m.build().unwrap();
+    m
+}
+
+struct Out {
+    y: Vec<f64>,
+    grads: Vec<Vec<f64>>,
+    dx: Vec<f64>,
+    init_grads: Vec<Vec<f64>>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    m: &mut Sequential<f64>,
+    x: &Tensor<f64>,
+    g: &Tensor<f64>,
+    mask: Option<&[u8]>,
+    init: Option<Vec<Tensor<f64>>>,
+    t: usize,
+) -> Out {
+    m.reset_states();
+    let mk = mask.map(|mk| mask_from_u8(x.batch(), t, mk));
+    if m.layers()[0].config()["stateful"] == json!(true) {
+        // A first call whose final state the second one starts from.
+        m.call(x, false, mk.clone(), None).unwrap();
+    }
+    let y = m.call(x, false, mk, init).unwrap();
+    m.zero_grad();
+    let dx = m.backward(g).unwrap();
+    Out {
+        y: y.data,
+        grads: m.named_params().into_iter().map(|(_, p)| p.grad.clone()).collect(),
+        dx: dx.data,
+        init_grads: m.initial_state_grads().into_iter().map(|t| t.data).collect(),
+    }
+}
+
+fn close(a: &[f64], b: &[f64], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= 1e-11 * (1.0 + y.abs()), "{what}[{i}]: {x} vs {y}");
+    }
+}
+
+fn check(name: &str, layers: Vec<Value>, b: usize, t: usize, f: usize, masked: bool, init_states: usize) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let mut m = model(&layers, &[t, f]);
+    let x = Tensor::new(&[b, t, f], (0..b * t * f).map(|_| rng.gen_range(-1.0..1.0)).collect()).unwrap();
+    let mask: Option<Vec<u8>> = masked.then(|| (0..b * t).map(|_| (rng.gen::<f64>() > 0.3) as u8).collect());
+    let units = m.layers()[0].config()["units"].as_u64().unwrap() as usize;
+    let init: Vec<Tensor<f64>> = (0..init_states)
+        .map(|_| Tensor::new(&[b, units], (0..b * units).map(|_| rng.gen_range(-0.5..0.5)).collect()).unwrap())
+        .collect();
+    let y0 = m
+        .call(&x, false, mask.as_ref().map(|mk| mask_from_u8(b, t, mk)), (!init.is_empty()).then(|| init.clone()))
+        .unwrap();
+    let g = Tensor::new(&y0.shape, (0..y0.len()).map(|_| rng.gen_range(-1.0..1.0)).collect()).unwrap();
+    let row = y0.len() / b;
+
+    memcell::tensor::set_parallel_threshold(0.0);
+    for threads in [1, 2] {
+        memcell::tensor::set_threads(threads);
+        let whole = run(&mut m, &x, &g, mask.as_deref(), (!init.is_empty()).then(|| init.clone()), t);
+        // Row by row: one chunk each.
+        let mut y = Vec::new();
+        let mut dx = Vec::new();
+        let mut grads: Vec<Vec<f64>> = whole.grads.iter().map(|v| vec![0.0; v.len()]).collect();
+        let mut init_grads: Vec<Vec<f64>> = vec![Vec::new(); init_states];
+        for i in 0..b {
+            let xi = x.slice_batch(i, i + 1);
+            let gi = g.slice_batch(i, i + 1);
+            let mi = mask.as_ref().map(|mk| mk[i * t..(i + 1) * t].to_vec());
+            let ii = (!init.is_empty()).then(|| init.iter().map(|s| s.slice_batch(i, i + 1)).collect());
+            let o = run(&mut m, &xi, &gi, mi.as_deref(), ii, t);
+            y.extend_from_slice(&o.y);
+            dx.extend_from_slice(&o.dx);
+            for (acc, gr) in grads.iter_mut().zip(&o.grads) {
+                for (a, v) in acc.iter_mut().zip(gr) {
+                    *a += v;
+                }
+            }
+            for (acc, ig) in init_grads.iter_mut().zip(&o.init_grads) {
+                acc.extend_from_slice(ig);
+            }
+        }
+        assert_eq!(y.len(), b * row);
+        close(&whole.y, &y, &format!("{name} ({threads} threads) output"));
+        close(&whole.dx, &dx, &format!("{name} ({threads} threads) input gradient"));
+        for (k, (a, e)) in whole.grads.iter().zip(&grads).enumerate() {
+            close(a, e, &format!("{name} ({threads} threads) weight gradient {k}"));
+        }
+        for (a, e) in whole.init_grads.iter().zip(&init_grads) {
+            close(a, e, &format!("{name} ({threads} threads) initial-state gradient"));
+        }
+    }
+    memcell::tensor::set_threads(0);
+}
+
+fn l(class: &str, cfg: Value) -> Value {
+    json!({"class_name": class, "config": cfg})
+}
+
+#[test]
+fn chunked_recurrences_equal_row_by_row() {
+    for (class, extra) in
+        [("SimpleRNN", json!({})), ("LSTM", json!({})), ("GRU", json!({})), ("GRU", json!({"reset_after": false}))]
+    {
+        let cfg = |kv: Value| {
+            let mut c = json!({"units": 16});
+            for (k, v) in extra.as_object().unwrap().iter().chain(kv.as_object().unwrap()) {
+                c[k] = v.clone();
+            }
+            c
+        };
+        check(&format!("{class} last"), vec![l(class, cfg(json!({})))], 70, 6, 3, false, 0);
+        check(
+            &format!("{class} sequences masked backwards"),
+            vec![l(class, cfg(json!({"return_sequences": true, "go_backwards": true})))],
+            70,
+            5,
+            2,
+            true,
+            0,
+        );
+        let n_states = if class == "LSTM" { 2 } else { 1 };
+        check(&format!("{class} initial state"), vec![l(class, cfg(json!({})))], 300, 4, 2, false, n_states);
+        check(&format!("{class} stateful"), vec![l(class, cfg(json!({"stateful": true})))], 70, 4, 2, false, 0);
+    }
+    // A stack, as the medium workloads have it.
+    check(
+        "LSTM -> LSTM -> Dense",
+        vec![
+            l("LSTM", json!({"units": 12, "return_sequences": true})),
+            l("LSTM", json!({"units": 12})),
+            l("Dense", json!({"units": 1})),
+        ],
+        96,
+        7,
+        1,
+        false,
+        0,
+    );
+}
