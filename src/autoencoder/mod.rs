@@ -12,6 +12,10 @@
 //! | variational | `Dense(2k)` then `Sampling` (means, log-variances, the reparameterisation trick, the KL term); [`Autoencoder::generate`] samples the prior |
 //! | sequence | `LSTM(h)` -> `RepeatVector(T)` -> `LSTM(h, return_sequences)` -> `Dense(F)` on every step |
 //!
+//! `memcell autoencoder CONFIG.toml` runs them from a config file ([`config`]) on generated,
+//! bundled or user data ([`data`]), scores them against PCA ([`run`]) and writes results,
+//! figures and a report ([`output`]).
+//!
 //! ```
 //! use memcell::autoencoder::Autoencoder;
 //! use memcell::layers::{Dense, Layer};
@@ -28,7 +32,11 @@
 //! assert_eq!(ae.encode(&x).unwrap().shape, vec![4, 2]);
 //! ```
 
+pub mod config;
+pub mod data;
+pub mod output;
 pub mod pca;
+pub mod run;
 
 pub use pca::Pca;
 
