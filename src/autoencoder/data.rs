@@ -319,12 +319,15 @@ fn tabular(spec: &DataSpec) -> Result<AeData> {
         Some(w) => {
             let (v, count) = windows(&table, w, spec.stride, &origin)?;
             let starts: Vec<f64> = (0..count).map(|i| (i * spec.stride) as f64).collect();
-            (
-                v,
-                count,
-                vec![w, table.cols],
-                Some(Coloring::Values { name: "window start (row)".into(), values: starts }),
-            )
+            let coloring = match &spec.source {
+                // The phase of a sine window is what its code should hold.
+                Source::Sine { period, .. } => Coloring::Values {
+                    name: "phase of the window start / 2 pi".into(),
+                    values: starts.iter().map(|s| (s / period).fract()).collect(),
+                },
+                _ => Coloring::Values { name: "window start (row)".into(), values: starts },
+            };
+            (v, count, vec![w, table.cols], Some(coloring))
         }
         None => {
             if matches!(spec.source, Source::Npy { .. }) && table.names == ["y"] && table.cols == 1 {

@@ -423,8 +423,12 @@ pub fn train_model(spec: &ModelSpec, data: &AeData, verbose: bool) -> Result<(Mo
     let start = Instant::now();
     let mut pretrain_history = None;
     if let Some(p) = &spec.pretrain {
-        let popts =
-            FitOptions::default().epochs(p.epochs).batch_size(p.batch_size).shuffle(spec.fit.shuffle).verbose(verbose);
+        let popts = FitOptions::default()
+            .epochs(p.epochs)
+            .batch_size(p.batch_size)
+            .shuffle(spec.fit.shuffle)
+            .verbose(verbose)
+            .validation_data(xv.clone(), xv.clone());
         let hs = ae.pretrain_layerwise(&xt, loss, &Optimizer::from_json(&p.optimizer)?, &popts)?;
         pretrain_history = Some(hs.iter().map(HistoryOut::from).collect::<Vec<_>>());
     }
