@@ -504,7 +504,7 @@ fn write_report(r: &AeResults, data: &AeData, arts: &[Artifacts], dir: &Path, ta
                 fmt_sci(m.reconstruction_mse.train),
                 fmt_sci(m.reconstruction_mse.validation),
                 fmt_sci(m.pca_mse),
-                format!("{:.3}", m.reconstruction_mse.validation / m.pca_mse),
+                format!("{:.4}", m.reconstruction_mse.validation / m.pca_mse),
                 format!("{:.2}", m.seconds),
             ]
         })
@@ -632,13 +632,15 @@ fn write_report(r: &AeResults, data: &AeData, arts: &[Artifacts], dir: &Path, ta
     for (m, a) in r.models.iter().zip(arts) {
         rep.heading(format!("{} — {}", m.id, m.title));
         let mut line = format!(
-            "{} parameters, code of {} values; reconstruction MSE {} (train) and {} (validation), PCA with {} \
-             components {} (validation); {:.2} s.",
+            "{} parameters, a code of {} value{}; reconstruction MSE {} (train) and {} (validation), PCA with {} \
+             component{} {} (validation); {:.2} s.",
             crate::model::group(m.params),
             m.code_size,
+            if m.code_size == 1 { "" } else { "s" },
             fmt_sci(m.reconstruction_mse.train),
             fmt_sci(m.reconstruction_mse.validation),
             m.pca_components,
+            if m.pca_components == 1 { "" } else { "s" },
             fmt_sci(m.pca_mse),
             m.seconds
         );

@@ -457,7 +457,7 @@ pub fn train_model(spec: &ModelSpec, data: &AeData, verbose: bool) -> Result<(Mo
 
     let (mut denoising, mut noisy) = (None, None);
     if let Some(noise) = &spec.noise {
-        let seed = spec.fit.seed ^ 0x5eed_0f_401_5e;
+        let seed = spec.fit.seed ^ 0x5eed_5eed;
         let xv_noisy = corrupt(noise, &xv, seed)?;
         let mut plain = build(spec, data, false)?;
         plain.compile(loss, Optimizer::from_json(&spec.fit.optimizer)?)?;
