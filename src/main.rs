@@ -39,6 +39,7 @@ enum Cmd {
     /// Train the autoencoders of a TOML config (Ising, digits, CSV, .npy or sine data) and
     /// compare them with PCA.
     Autoencoder {
+        /// The TOML config (see examples/autoencoder_*.toml); data paths are relative to it.
         config: PathBuf,
         #[command(flatten)]
         common: Common,

@@ -222,7 +222,16 @@ fn model_figures(rep: &mut Report, dir: &Path, data: &AeData, m: &ModelResult, a
         rep,
         dir,
         &format!("loss_{id}"),
-        format!("{id}: training and validation loss per epoch (log scale)"),
+        format!(
+            "{id}: training and validation loss per epoch (log scale){}",
+            if m.denoising.is_some() {
+                "; the training loss is on corrupted inputs, the validation loss on clean ones, beside the plain twin's"
+            } else if m.pretrain_history.is_some() {
+                "; dotted: the greedy pretraining of each level (each reconstructs its own input)"
+            } else {
+                ""
+            }
+        ),
         &loss_plot(m),
         false,
     )?;
