@@ -36,6 +36,14 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Train the autoencoders of a TOML config (Ising, digits, CSV, .npy or sine data) and
+    /// compare them with PCA.
+    Autoencoder {
+        /// The TOML config (see examples/autoencoder_*.toml); data paths are relative to it.
+        config: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Generate data sets.
     #[command(subcommand)]
     Data(DataCmd),
@@ -98,6 +106,28 @@ enum DataCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// 2-D Ising configurations (Wolff cluster updates): DIR/ising_L{L}.npy (int8, samples x L x L)
+    /// and DIR/ising_L{L}.csv (temperature, energy, magnetization per sample).
+    Ising {
+        /// Lattice side L.
+        #[arg(long, default_value_t = 16)]
+        l: usize,
+        /// Temperatures: start:stop:step (inclusive) or a comma list.
+        #[arg(long, default_value = "1.0:3.5:0.1")]
+        temps: String,
+        /// Samples per temperature.
+        #[arg(long, default_value_t = 400)]
+        samples: usize,
+        /// Seed of the Monte Carlo chains.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output folder, or a prefix such as out/run1 (out/run1.npy, out/run1.csv).
+        #[arg(long, default_value = "out/ising/")]
+        out: PathBuf,
+        /// Print only the file names.
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -110,7 +140,11 @@ fn main() -> ExitCode {
         }
         Cmd::Seed { seeds, models, common } => seed(seeds, &models, &common),
         Cmd::Run { config, common } => run(&config, &common),
+        Cmd::Autoencoder { config, common } => autoencoder(&config, &common),
         Cmd::Data(DataCmd::Pairing { g, n, out }) => pairing(g, &n, out),
+        Cmd::Data(DataCmd::Ising { l, temps, samples, seed, out, quiet }) => {
+            ising(l, &temps, samples, seed, &out, quiet)
+        }
     };
     match res {
         Ok(code) => code,
@@ -202,6 +236,84 @@ fn run(config: &std::path::Path, common: &Common) -> anyhow::Result<ExitCode> {
     let cfg = RunConfig::load(config)?;
     let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
     execute(&cfg.series, &cfg.description, cfg.train, &cfg.specs, &cfg.fit, common, &format!("out/{stem}"))
+}
+
+struct AePrinter;
+
+impl memcell::autoencoder::run::Progress for AePrinter {
+    fn model_done(&mut self, r: &memcell::autoencoder::run::ModelResult) {
+        let mut line = format!(
+            "{} ({}): mse train {:.3e}  validation {:.3e}  PCA({}) {:.3e}  {:.2} s",
+            r.id,
+            r.variant.name(),
+            r.reconstruction_mse.train,
+            r.reconstruction_mse.validation,
+            r.pca_components,
+            r.pca_mse,
+            r.seconds
+        );
+        if let Some(c) = r.ising.as_ref().and_then(|i| i.code_magnetization_correlation) {
+            line += &format!("  r(z, m) {c:.3}");
+        }
+        eprintln!("{line}");
+    }
+}
+
+fn autoencoder(config: &std::path::Path, common: &Common) -> anyhow::Result<ExitCode> {
+    use memcell::autoencoder::{config::AeConfig, output, run};
+    let cfg = AeConfig::load(config)?;
+    let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "autoencoder".into());
+    let out = common.out.clone().unwrap_or_else(|| PathBuf::from(format!("out/{stem}")));
+    if !common.quiet {
+        eprintln!("{} model(s); results -> {}", cfg.models.len(), out.display());
+    }
+    let (results, data, mut arts) = if common.quiet {
+        run::run_all(&cfg, config, false, &mut run::Quiet)?
+    } else {
+        run::run_all(&cfg, config, true, &mut AePrinter)?
+    };
+    let table = output::write_outputs(&results, &data, &mut arts, &out)?;
+    print!("{table}");
+    if !common.quiet {
+        println!("wrote {}/results.json, report.html, figures, codes and models", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ising(
+    l: usize,
+    temps: &str,
+    samples: usize,
+    seed: u64,
+    out: &std::path::Path,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    use memcell::datasets::ising;
+    let cfg = ising::IsingConfig {
+        l,
+        temps: ising::parse_temps(temps)?,
+        samples_per_temp: samples,
+        seed,
+        ..Default::default()
+    };
+    let s = ising::generate(&cfg)?;
+    ising::write_outputs(&s, out)?;
+    let (npy, csv) = ising::output_paths(l, out);
+    if !quiet {
+        println!("{:>8} {:>6} {:>8} {:>9} {:>10} {:>10}", "T", "n", "<|m|>", "<e>", "chi_m", "C");
+        for t in s.summary() {
+            println!(
+                "{:>8.4} {:>6} {:>8.4} {:>9.4} {:>10.4} {:>10.4}",
+                t.temperature, t.n, t.mean_abs_m, t.mean_energy, t.susceptibility, t.specific_heat
+            );
+        }
+        let chi = ising::susceptibility_by_temperature(&s.temperature, &s.magnetization, l);
+        if let Some(p) = ising::peak_temperature(&chi) {
+            println!("chi_m peaks at T = {p} (L = {l}; infinite lattice T_c = {:.4})", ising::T_CRITICAL);
+        }
+    }
+    println!("wrote {} ({} x {l} x {l} spins, int8) and {}", npy.display(), s.n_samples(), csv.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn pairing(g: f64, n: &str, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {

@@ -12,6 +12,10 @@
 //! | variational | `Dense(2k)` then `Sampling` (means, log-variances, the reparameterisation trick, the KL term); [`Autoencoder::generate`] samples the prior |
 //! | sequence | `LSTM(h)` -> `RepeatVector(T)` -> `LSTM(h, return_sequences)` -> `Dense(F)` on every step |
 //!
+//! `memcell autoencoder CONFIG.toml` runs them from a config file ([`config`]) on generated,
+//! bundled or user data ([`data`]), scores them against PCA ([`run`]) and writes results,
+//! figures and a report ([`output`]).
+//!
 //! ```
 //! use memcell::autoencoder::Autoencoder;
 //! use memcell::layers::{Dense, Layer};
@@ -28,7 +32,11 @@
 //! assert_eq!(ae.encode(&x).unwrap().shape, vec![4, 2]);
 //! ```
 
+pub mod config;
+pub mod data;
+pub mod output;
 pub mod pca;
+pub mod run;
 
 pub use pca::Pca;
 
@@ -106,11 +114,18 @@ impl<T: Scalar> Autoencoder<T> {
         self.code_shape().iter().product()
     }
 
-    /// Ties decoder layer `target`'s kernel to the transpose of encoder layer `source`'s.
+    /// Ties decoder layer `target`'s kernel to the transpose of encoder layer `source`'s. The
+    /// weights are kept (a tie added after pretraining does not re-initialise the model); from
+    /// now on the target kernel is the source's, transposed.
     pub fn tie(&mut self, target: &str, source: &str) -> Result<()> {
+        let weights = self.model.get_weights();
         let m = std::mem::take(&mut self.model);
         self.model = m.tie(target, source);
-        self.model.build()
+        self.model.build()?;
+        self.model.set_weights(&weights)?;
+        // Re-sync the target from the source: a build (then the first call) does it.
+        self.model.sync_tied_kernels();
+        Ok(())
     }
 
     /// Sets the loss and the optimizer.
@@ -212,6 +227,8 @@ impl<T: Scalar> Autoencoder<T> {
         }
         let ties: Vec<(String, String)> = self.model.ties().to_vec();
         let mut h = x.clone();
+        // Validation data, if any, goes through the same trained levels as the training data.
+        let mut hv = opts.validation_data.as_ref().map(|(xv, _)| xv.clone());
         let mut histories = Vec::new();
         for level in 0..k {
             let (ei, di) = (level, n - 1 - level);
@@ -229,7 +246,9 @@ impl<T: Scalar> Autoencoder<T> {
             shallow.build()?;
             let mut sub = Autoencoder::from_model(shallow, 1)?;
             sub.compile(loss, optimizer.clone())?;
-            histories.push(sub.fit(&h, opts, &mut [])?);
+            let mut level_opts = opts.clone();
+            level_opts.validation_data = hv.as_ref().map(|v| (v.clone(), v.clone()));
+            histories.push(sub.fit(&h, &level_opts, &mut [])?);
             // Copy the trained pair into the full model.
             for (from_layer, to_layer) in [(0usize, ei), (1usize, di)] {
                 let names = sub.model.layers()[from_layer].weight_names();
@@ -245,6 +264,9 @@ impl<T: Scalar> Autoencoder<T> {
                 }
             }
             h = sub.encode(&h)?;
+            if let Some(v) = hv.take() {
+                hv = Some(sub.encode(&v)?);
+            }
         }
         Ok(histories)
     }
@@ -330,6 +352,49 @@ mod tests {
         let (e1, d1) = (get("e1/kernel"), get("d1/kernel"));
         assert_eq!(e1[1 * 6 + 2], d1[2 * 8 + 1]);
         assert_eq!(ae.model.param_count(), (8 * 6 + 6) + (6 * 2 + 2) + 6 + 8);
+    }
+
+    fn two_level(seed: u64) -> Autoencoder<f64> {
+        let enc: Vec<Box<dyn Layer<f64>>> =
+            vec![Box::new(Dense::new(6).activation("tanh").name("e1")), Box::new(Dense::new(2).name("e2"))];
+        let dec: Vec<Box<dyn Layer<f64>>> =
+            vec![Box::new(Dense::new(6).activation("tanh").name("d2")), Box::new(Dense::new(8).name("d1"))];
+        Autoencoder::new(&[8], enc, dec, seed).unwrap()
+    }
+
+    #[test]
+    fn tying_after_training_keeps_the_trained_weights() {
+        let x = data(64, 8);
+        let mut ae = two_level(3);
+        ae.compile(Loss::Mse, Optimizer::adam(1e-2)).unwrap();
+        ae.fit(&x, &FitOptions::default().epochs(5).verbose(false), &mut []).unwrap();
+        let get = |ae: &Autoencoder<f64>, n: &str| {
+            ae.model.named_params().into_iter().find(|(k, _)| k == n).unwrap().1.value.clone()
+        };
+        let (e1, e2_bias) = (get(&ae, "e1/kernel"), get(&ae, "e2/bias"));
+        ae.tie("d1", "e1").unwrap();
+        // Before the fix, tie() rebuilt the model and so re-initialised every weight.
+        assert_eq!(get(&ae, "e1/kernel"), e1);
+        assert_eq!(get(&ae, "e2/bias"), e2_bias);
+        let d1 = get(&ae, "d1/kernel");
+        for i in 0..8 {
+            for j in 0..6 {
+                assert_eq!(d1[j * 8 + i], e1[i * 6 + j]);
+            }
+        }
+    }
+
+    #[test]
+    fn layerwise_pretraining_carries_validation_data_through_the_levels() {
+        let (x, xv) = (data(64, 8), data(16, 8));
+        let mut ae = two_level(5);
+        let opts =
+            FitOptions::default().epochs(4).batch_size(16).verbose(false).validation_data(xv.clone(), xv.clone());
+        // Level 2 trains on 6-value codes: the 8-value validation inputs must be encoded too
+        // (they used to reach it as they were, a shape error).
+        let hs = ae.pretrain_layerwise(&x, Loss::Mse, &Optimizer::adam(1e-2), &opts).unwrap();
+        assert_eq!(hs.len(), 2);
+        assert!(hs.iter().all(|h| h.val_loss().len() == 4 && h.val_loss().iter().all(|v| v.is_finite())));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! A [`Series`] is validated once when it is read (finite values, strictly increasing x,
 //! at least two points); everything downstream can rely on that.
 
+pub mod digits;
 pub mod ising;
 pub mod pairing;
 
@@ -147,12 +148,11 @@ pub fn parse_csv(text: &str, x: &str, ys: &[String], origin: &str) -> Result<Ser
     Series::new(x, ys.to_vec(), xs, yv, origin)
 }
 
-/// Reads a `.npy` array (float64 or float32): 1-D is y against x = 0, 1, 2, ...; 2-D
-/// (n, c) is x in column 0 and y in columns 1.. (c >= 2), or y alone when c = 1.
-pub fn read_npy(path: &Path) -> Result<Series> {
+/// Reads a float64 or float32 `.npy` array of any shape: (shape, values in row-major order).
+/// Values are not checked (callers decide what a NaN means for them).
+pub fn read_npy_array(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
     use ndarray::ArrayD;
     use ndarray_npy::ReadNpyExt;
-    let origin = path.display().to_string();
     let open = || std::fs::File::open(path).map_err(|e| Error::io(path, e));
     let arr: ArrayD<f64> = match ArrayD::<f64>::read_npy(open()?) {
         Ok(a) => a,
@@ -161,8 +161,15 @@ pub fn read_npy(path: &Path) -> Result<Series> {
             .mapv(|v| v as f64),
     };
     let shape = arr.shape().to_vec();
-    let a = arr.as_standard_layout();
-    let v: Vec<f64> = a.iter().copied().collect();
+    let v = arr.as_standard_layout().iter().copied().collect();
+    Ok((shape, v))
+}
+
+/// Reads a `.npy` array (float64 or float32): 1-D is y against x = 0, 1, 2, ...; 2-D
+/// (n, c) is x in column 0 and y in columns 1.. (c >= 2), or y alone when c = 1.
+pub fn read_npy(path: &Path) -> Result<Series> {
+    let origin = path.display().to_string();
+    let (shape, v) = read_npy_array(path)?;
     match shape.as_slice() {
         [n] => Series::new(
             "index",

@@ -176,6 +176,38 @@ pub fn layer_entry(model: &str, i: usize, t: &toml::Table) -> Result<Value> {
     Ok(json!({"class_name": class, "config": Value::Object(cfg)}))
 }
 
+/// Keys an optimizer table may hold (Keras argument names).
+const OPT_KEYS: &[&str] = &[
+    "type",
+    "learning_rate",
+    "beta_1",
+    "beta_2",
+    "epsilon",
+    "amsgrad",
+    "weight_decay",
+    "momentum",
+    "nesterov",
+    "rho",
+    "centered",
+    "clipnorm",
+    "clipvalue",
+    "global_clipnorm",
+];
+
+/// Checks an optimizer entry (`"adam"` or `{ type = "adam", learning_rate = 1e-3, ... }`),
+/// rejecting unknown keys and invalid values, and returns it as JSON for
+/// [`crate::optim::Optimizer::from_json`]. `what` names it in errors (e.g. `[fit] optimizer`).
+pub fn optimizer_entry(origin: &Path, what: &str, v: &toml::Value) -> Result<Value> {
+    if let Some(t) = v.as_table() {
+        if let Some(k) = t.keys().find(|k| !OPT_KEYS.contains(&k.as_str())) {
+            return Err(Error::format(origin, format!("{what}: unknown key '{k}' (known: {})", OPT_KEYS.join(", "))));
+        }
+    }
+    let j = serde_json::to_value(v).map_err(|e| Error::config(e.to_string()))?;
+    crate::optim::Optimizer::from_json(&j)?.validate()?;
+    Ok(j)
+}
+
 /// One line for a TOML error: "FILE: line L: unknown field `smoothing`, expected one of ...".
 pub fn toml_error(text: &str, origin: &Path, e: &toml::de::Error) -> Error {
     let msg = e.message().trim().replace('\n', " ");
@@ -321,33 +353,7 @@ impl RunConfig {
             fit.loss = v;
         }
         if let Some(v) = f.optimizer {
-            const OPT_KEYS: &[&str] = &[
-                "type",
-                "learning_rate",
-                "beta_1",
-                "beta_2",
-                "epsilon",
-                "amsgrad",
-                "weight_decay",
-                "momentum",
-                "nesterov",
-                "rho",
-                "centered",
-                "clipnorm",
-                "clipvalue",
-                "global_clipnorm",
-            ];
-            if let Some(t) = v.as_table() {
-                if let Some(k) = t.keys().find(|k| !OPT_KEYS.contains(&k.as_str())) {
-                    return Err(Error::format(
-                        origin,
-                        format!("[fit] optimizer: unknown key '{k}' (known: {})", OPT_KEYS.join(", ")),
-                    ));
-                }
-            }
-            let j = serde_json::to_value(&v).map_err(|e| Error::config(e.to_string()))?;
-            crate::optim::Optimizer::from_json(&j)?.validate()?;
-            fit.optimizer = j;
+            fit.optimizer = optimizer_entry(origin, "[fit] optimizer", &v)?;
         }
         if let Some(v) = f.seeds {
             if v.is_empty() {

@@ -92,7 +92,7 @@ impl Regularizer {
 /// batch (and time steps) and `KL(p ‖ q) = p ln(p/q) + (1-p) ln((1-p)/(1-q))`. It pulls each
 /// unit's mean activation toward the small target `rho`; the activations must lie in (0, 1)
 /// (a sigmoid layer). `rho_hat` is clamped to [1e-7, 1 - 1e-7] where the logarithms are taken.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct KlSparsity {
     /// Target mean activation, in (0, 1).
     pub rho: f64,

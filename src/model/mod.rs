@@ -158,6 +158,13 @@ impl<T: Scalar> Sequential<T> {
         Ok(())
     }
 
+    /// Copies every tied source kernel, transposed, into its target (every forward call does
+    /// this first; call it to see consistent weights without a forward call, e.g. after
+    /// [`Sequential::set_weights`]).
+    pub fn sync_tied_kernels(&mut self) {
+        self.sync_ties();
+    }
+
     /// Copies every tied source kernel, transposed, into its target.
     fn sync_ties(&mut self) {
         for &(ti, si) in &self.tie_idx {
@@ -613,6 +620,8 @@ impl<T: Scalar> Sequential<T> {
     /// (Keras variable names, the compute dtype). Both files are written atomically.
     pub fn save(&mut self, dir: &Path) -> Result<()> {
         self.ensure_built()?;
+        // A tied target kernel lags its source by the last optimizer step until the next call.
+        self.sync_ties();
         let cfg = serde_json::to_vec_pretty(&self.to_config()).expect("json");
         let named = self.named_params();
         let tensors: Vec<(String, Vec<usize>, Vec<T>)> =
