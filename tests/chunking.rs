@@ -1,6 +1,6 @@
 //! Large batches run their recurrences in chunks of rows (in parallel where it pays). The
 //! chunked result must be the same computation: outputs, states and gradients of a batch of
-//! 70 or 300 rows agree (f64, to rounding) with the same rows run one at a time, for every
+//! 70 or 2100 rows (2 and 8 chunks) agree (f64, to rounding) with the same rows run one at a time, for every
 //! cell and the options that touch the time loop (masks, go_backwards, initial states,
 //! stateful carry-over, return_sequences), on 1 and 2 threads.
 
@@ -141,7 +141,7 @@ fn chunked_recurrences_equal_row_by_row() {
             0,
         );
         let n_states = if class == "LSTM" { 2 } else { 1 };
-        check(&format!("{class} initial state"), vec![l(class, cfg(json!({})))], 300, 4, 2, false, n_states);
+        check(&format!("{class} initial state"), vec![l(class, cfg(json!({})))], 2100, 3, 2, false, n_states);
         check(&format!("{class} stateful"), vec![l(class, cfg(json!({"stateful": true})))], 70, 4, 2, false, 0);
     }
     // A stack, as the medium workloads have it.
@@ -158,4 +158,42 @@ fn chunked_recurrences_equal_row_by_row() {
         false,
         0,
     );
+}
+
+/// Inference keeps nothing for backward (rolling slots in the recurrences): `predict` gives
+/// the same bits as the training-ready `call`, masks (from a Masking layer), direction,
+/// returned sequences and stateful carry-over included; a backward after it is an error.
+#[test]
+fn inference_without_saved_steps_gives_the_same_bits() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    for class in ["SimpleRNN", "LSTM", "GRU"] {
+        for rs in [false, true] {
+            for back in [false, true] {
+                let layers = vec![
+                    l("Masking", json!({"mask_value": 0.0})),
+                    l(class, json!({"units": 8, "return_sequences": true, "go_backwards": back})),
+                    l(class, json!({"units": 5, "return_sequences": rs})),
+                ];
+                let (b, t, f) = (70, 6, 3);
+                let mut m = model(&layers, &[t, f]);
+                let mut x: Vec<f64> = (0..b * t * f).map(|_| rng.gen_range(-1.0..1.0)).collect();
+                for step in [(0usize, 2usize), (5, 0), (5, 5), (40, 3)] {
+                    x[(step.0 * t + step.1) * f..(step.0 * t + step.1 + 1) * f].fill(0.0);
+                }
+                let x = Tensor::new(&[b, t, f], x).unwrap();
+                let a = m.call(&x, false, None, None).unwrap();
+                let p = m.predict(&x, 1000).unwrap();
+                assert_eq!(a.data, p.data, "{class} rs={rs} back={back}");
+                let g = Tensor::zeros(&p.shape);
+                assert!(m.backward(&g).unwrap_err().to_string().contains("backward needs"));
+            }
+        }
+        let mut m = model(&[l(class, json!({"units": 4, "stateful": true}))], &[3, 2]);
+        let x = Tensor::new(&[70, 3, 2], (0..420).map(|_| rng.gen_range(-1.0..1.0)).collect()).unwrap();
+        let first = m.call(&x, false, None, None).unwrap();
+        let second = m.call(&x, false, None, None).unwrap();
+        m.reset_states();
+        assert_eq!(m.predict(&x, 1000).unwrap().data, first.data);
+        assert_eq!(m.predict(&x, 1000).unwrap().data, second.data, "{class}: carried state in inference");
+    }
 }

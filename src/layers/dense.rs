@@ -100,7 +100,7 @@ impl<T: Scalar> Layer<T> for Dense<T> {
         Ok(out)
     }
 
-    fn forward(&mut self, x: &Tensor<T>, _ctx: &mut Ctx<T>) -> Result<Tensor<T>> {
+    fn forward(&mut self, x: &Tensor<T>, ctx: &mut Ctx<T>) -> Result<Tensor<T>> {
         let f = self.in_features;
         if x.last_dim() != f || x.ndim() < 2 {
             return Err(Error::shape(&self.name, format!("(..., {f})"), format!("{:?}", x.shape)));
@@ -116,20 +116,23 @@ impl<T: Scalar> Layer<T> for Dense<T> {
         }
         let acc = if self.use_bias { Acc::Add } else { Acc::Overwrite };
         gemm(rows, u, f, &x.data, f, false, &self.kernel.value, u, false, &mut self.z, u, acc);
-        self.y.resize(rows * u, T::zero());
-        apply_rows(self.activation, &self.z, &mut self.y, u);
-        self.x = x.clone();
+        let mut y = vec![T::zero(); rows * u];
+        apply_rows(self.activation, &self.z, &mut y, u);
         self.activity = match &self.activity_regularizer {
             // Keras 3 adds the penalty of the whole output, not divided by the batch size.
-            Some(r) => r.penalty(&self.y),
+            Some(r) => r.penalty(&y),
             None => 0.0,
         };
         if let Some(sp) = &self.activity_sparsity {
-            self.activity += sp.penalty(&self.y, u);
+            self.activity += sp.penalty(&y, u);
+        }
+        if ctx.for_backward {
+            self.x = x.clone();
+            self.y.clone_from(&y);
         }
         let mut shape = x.shape.clone();
         *shape.last_mut().unwrap() = u;
-        Ok(Tensor { shape, data: self.y.clone() })
+        Ok(Tensor { shape, data: y })
     }
 
     fn backward(&mut self, dy: &Tensor<T>) -> Tensor<T> {

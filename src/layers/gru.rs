@@ -90,6 +90,7 @@ impl<T: Scalar> Cell<T> for GruCell {
         prev: &[&[T]],
         next: &mut [&mut [T]],
         cache: &mut [T],
+        zero_prev: bool,
     ) {
         let h = self.units;
         let g3 = 3 * h;
@@ -106,8 +107,11 @@ impl<T: Scalar> Cell<T> for GruCell {
                     for row in pre.chunks_exact_mut(g3) {
                         row.copy_from_slice(&bias[g3..]);
                     }
-                    gemm(b, g3, h, hr, h, false, u, g3, false, pre, g3, Acc::Add);
+                    if !zero_prev {
+                        gemm(b, g3, h, hr, h, false, u, g3, false, pre, g3, Acc::Add);
+                    }
                 }
+                None if zero_prev => pre.fill(T::zero()),
                 None => gemm(b, g3, h, hr, h, false, u, g3, false, pre, g3, Acc::Overwrite),
             }
             for r in 0..b {
@@ -131,7 +135,11 @@ impl<T: Scalar> Cell<T> for GruCell {
             }
         } else {
             // (z, r) pre = hr · U_zr + x_zr
-            gemm(b, 2 * h, h, hr, h, false, u, g3, false, pre, g3, Acc::Overwrite);
+            if zero_prev {
+                pre.fill(T::zero());
+            } else {
+                gemm(b, 2 * h, h, hr, h, false, u, g3, false, pre, g3, Acc::Overwrite);
+            }
             for r in 0..b {
                 for j in 0..2 * h {
                     let v = pre[r * g3 + j] + p[r * g3 + j];
@@ -143,7 +151,9 @@ impl<T: Scalar> Cell<T> for GruCell {
                 }
             }
             // hh pre = x_h + (r ⊙ hr) · U_h
-            gemm(b, h, h, e, h, false, &u[2 * h..], g3, false, &mut pre[2 * h..], g3, Acc::Overwrite);
+            if !zero_prev {
+                gemm(b, h, h, e, h, false, &u[2 * h..], g3, false, &mut pre[2 * h..], g3, Acc::Overwrite);
+            }
             for r in 0..b {
                 for j in 0..h {
                     let k = r * h + j;
@@ -170,13 +180,13 @@ impl<T: Scalar> Cell<T> for GruCell {
         drec: &mut [T],
         dhr: &mut [T],
         dprev: &mut [&mut [T]],
+        need_dprev: bool,
     ) {
         let h = self.units;
         let g3 = 3 * h;
         let (pre, rest) = cache.split_at(b * g3);
         let (a, e) = rest.split_at(b * g3);
         let (ra, act) = (self.recurrent_activation, self.activation);
-        let u = w.recurrent_kernel;
         let (dh, hp) = (dnext[0], prev[0]);
         let dh_prev = &mut *dprev[0];
         // h = z ⊙ h_{t-1} + (1 - z) ⊙ hh, hh = act(pre_h)
@@ -205,10 +215,12 @@ impl<T: Scalar> Cell<T> for GruCell {
                 }
             }
             // m = hr · U + b_rec
-            gemm(b, h, g3, drec, g3, false, u, g3, true, dhr, h, Acc::Overwrite);
+            if need_dprev {
+                w.times_ut(b, h, 0, g3, drec, g3, dhr, h, Acc::Overwrite);
+            }
         } else {
             // hh pre = x_h + (r ⊙ hr) · U_h  =>  d(r ⊙ hr) = dhh_pre · U_hᵀ
-            gemm(b, h, h, &dp[2 * h..], g3, false, &u[2 * h..], g3, true, dhr, h, Acc::Overwrite);
+            w.times_ut(b, h, 2 * h, g3, &dp[2 * h..], g3, dhr, h, Acc::Overwrite);
             for r in 0..b {
                 for j in 0..h {
                     let k = r * h + j;
@@ -223,7 +235,7 @@ impl<T: Scalar> Cell<T> for GruCell {
             }
             drec.copy_from_slice(dp);
             // (z, r) pre = hr · U_zr + x_zr
-            gemm(b, h, 2 * h, dp, g3, false, u, g3, true, dhr, h, Acc::Add);
+            w.times_ut(b, h, 0, 2 * h, dp, g3, dhr, h, Acc::Add);
         }
     }
 

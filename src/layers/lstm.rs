@@ -83,22 +83,24 @@ impl<T: Scalar> Cell<T> for LstmCell {
         prev: &[&[T]],
         next: &mut [&mut [T]],
         cache: &mut [T],
+        zero_prev: bool,
     ) {
         let h = self.units;
         let g4 = 4 * h;
         let (z, rest) = cache.split_at_mut(b * g4);
         let (a, rest) = rest.split_at_mut(b * g4);
         let (cs, tc) = rest.split_at_mut(b * h);
-        // z = p + hr · U
-        z.copy_from_slice(p);
-        gemm(b, g4, h, hr, h, false, w.recurrent_kernel, g4, false, z, g4, Acc::Add);
+        // z = hr · U here; the gate pass adds p (one pass over z instead of a copy and an add).
+        if !zero_prev {
+            gemm(b, g4, h, hr, h, false, w.recurrent_kernel, g4, false, z, g4, Acc::Overwrite);
+        }
         let (hn, cn) = next.split_at_mut(1);
         let (hn, cn) = (&mut *hn[0], &mut *cn[0]);
         match (self.recurrent_activation, self.activation) {
             (Activation::Sigmoid, Activation::Tanh) => {
-                gates_forward(SigmoidFn, TanhFn, h, z, prev[1], a, cs, tc, hn, cn)
+                gates_forward(SigmoidFn, TanhFn, h, p, !zero_prev, z, prev[1], a, cs, tc, hn, cn)
             }
-            (ra, act) => gates_forward_kernel(ra, act, h, z, prev[1], a, cs, tc, hn, cn),
+            (ra, act) => gates_forward_kernel(ra, act, h, p, !zero_prev, z, prev[1], a, cs, tc, hn, cn),
         }
     }
 
@@ -114,6 +116,7 @@ impl<T: Scalar> Cell<T> for LstmCell {
         drec: &mut [T],
         dhr: &mut [T],
         dprev: &mut [&mut [T]],
+        need_dprev: bool,
     ) {
         let h = self.units;
         let g4 = 4 * h;
@@ -131,19 +134,24 @@ impl<T: Scalar> Cell<T> for LstmCell {
         dh_prev.fill(T::zero());
         drec.copy_from_slice(dp);
         // z = p + hr · U  =>  dhr = dz · Uᵀ
-        gemm(b, h, g4, dp, g4, false, w.recurrent_kernel, g4, true, dhr, h, Acc::Overwrite);
+        if need_dprev {
+            w.times_ut(b, h, 0, g4, dp, g4, dhr, h, Acc::Overwrite);
+        }
     }
 }
 
-/// The gate arithmetic of one step for every row, after `z = p + hr · U` (B, 4H):
-/// activations into `a` (B, 4H), `c_t` into `cs` and `cn`, `tanh(c_t)` into `tc`, `h_t` into `hn`.
+/// The gate arithmetic of one step for every row: `z = p + (hr · U if with_rec)` (B, 4H),
+/// kept in `z`; activations into `a` (B, 4H), `c_t` into `cs` and `cn`, `tanh(c_t)` into
+/// `tc`, `h_t` into `hn`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn gates_forward_kernel<T: Scalar, R: Act, A: Act>(
     ra: R,
     act: A,
     h: usize,
-    z: &[T],
+    p: &[T],
+    with_rec: bool,
+    z: &mut [T],
     c_prev: &[T],
     a: &mut [T],
     cs: &mut [T],
@@ -154,10 +162,20 @@ fn gates_forward_kernel<T: Scalar, R: Act, A: Act>(
     let g4 = 4 * h;
     let rows = c_prev.len() / h;
     for r in 0..rows {
-        let (zr, ar) = (&z[r * g4..(r + 1) * g4], &mut a[r * g4..(r + 1) * g4]);
+        let (zr, pr) = (&mut z[r * g4..(r + 1) * g4], &p[r * g4..(r + 1) * g4]);
+        // z = p + hr · U
+        if with_rec {
+            for (zv, &pv) in zr.iter_mut().zip(pr) {
+                *zv += pv;
+            }
+        } else {
+            zr.copy_from_slice(pr);
+        }
+        let ar = &mut a[r * g4..(r + 1) * g4];
         let rh = r * h..(r + 1) * h;
         let (cp, csr, tcr) = (&c_prev[rh.clone()], &mut cs[rh.clone()], &mut tc[rh.clone()]);
         let (hnr, cnr) = (&mut hn[rh.clone()], &mut cn[rh]);
+        let zr = &*zr;
         let (zi, zf, zg, zo) = (&zr[..h], &zr[h..2 * h], &zr[2 * h..3 * h], &zr[3 * h..]);
         let (ai, rest) = ar.split_at_mut(h);
         let (af, rest) = rest.split_at_mut(h);
@@ -179,8 +197,8 @@ fn gates_forward_kernel<T: Scalar, R: Act, A: Act>(
         }
     }
 }
-dispatch! { fn gates_forward<T: Scalar, R: Act, A: Act>(ra: R, act: A, h: usize, z: &[T], c_prev: &[T], a: &mut [T],
-cs: &mut [T], tc: &mut [T], hn: &mut [T], cn: &mut [T]) => gates_forward_kernel }
+dispatch! { fn gates_forward<T: Scalar, R: Act, A: Act>(ra: R, act: A, h: usize, p: &[T], with_rec: bool, z: &mut [T],
+c_prev: &[T], a: &mut [T], cs: &mut [T], tc: &mut [T], hn: &mut [T], cn: &mut [T]) => gates_forward_kernel }
 
 /// Backward of [`gates_forward_kernel`]: from `dh` and `dc` (the gradients of h_t and c_t),
 /// the gradient of z into `dz` (B, 4H) and of c_{t-1} into `dc_prev`.

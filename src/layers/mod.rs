@@ -234,6 +234,9 @@ pub struct Ctx<'a, T> {
     pub initial_state: Option<Vec<Tensor<T>>>,
     /// Generator for dropout masks and noise.
     pub rng: &'a mut ChaCha8Rng,
+    /// Keep what backward needs. False in inference (`predict`, `evaluate`): layers may then
+    /// keep nothing, and a recurrent layer holds one step of scratch instead of all of them.
+    pub for_backward: bool,
 }
 
 /// A layer: forward keeps what backward needs; backward adds parameter gradients into the

@@ -32,8 +32,37 @@ pub struct RecWeights<'a, T> {
     pub kernel: &'a [T],
     /// (H, G·H)
     pub recurrent_kernel: &'a [T],
+    /// The transpose, (G·H, H) row-major, or empty: in backward over many steps the products
+    /// with Uᵀ read it row by row, which the GEMM packs several times faster than a transposed
+    /// operand; for one or two steps the transpose would cost more than it saves.
+    pub recurrent_kernel_t: &'a [T],
     /// Keras's bias (flattened), if `use_bias`.
     pub bias: Option<&'a [T]>,
+}
+
+impl<T: Scalar> RecWeights<'_, T> {
+    /// `C (m, h) [+]= A (m, c1 - c0) · (U[:, c0..c1])ᵀ` with U the recurrent kernel (h, G·h):
+    /// the gradient through the recurrent matmul of the gate columns `c0..c1`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn times_ut(
+        &self,
+        m: usize,
+        h: usize,
+        c0: usize,
+        c1: usize,
+        a: &[T],
+        lda: usize,
+        c: &mut [T],
+        ldc: usize,
+        acc: Acc,
+    ) {
+        let gh = self.recurrent_kernel.len() / h;
+        if self.recurrent_kernel_t.is_empty() {
+            gemm(m, h, c1 - c0, a, lda, false, &self.recurrent_kernel[c0..], gh, true, c, ldc, acc);
+        } else {
+            gemm(m, h, c1 - c0, a, lda, false, &self.recurrent_kernel_t[c0 * h..], h, false, c, ldc, acc);
+        }
+    }
 }
 
 /// One recurrent cell: the per-step equations and their exact derivative.
@@ -65,6 +94,8 @@ pub trait Cell<T: Scalar>: Send + Sync + Clone + 'static {
 
     /// One step. `p` (b, G·H): this step's input projection including the input bias.
     /// `hr` (b, H): h_{t-1} as the recurrent matmul sees it. `prev`/`next`: the states.
+    /// `zero_prev`: `hr` and `prev` are all zeros (the first step from the default initial
+    /// state), so the recurrent matmul may be skipped.
     #[allow(clippy::too_many_arguments)]
     fn forward_step(
         &self,
@@ -75,12 +106,15 @@ pub trait Cell<T: Scalar>: Send + Sync + Clone + 'static {
         prev: &[&[T]],
         next: &mut [&mut [T]],
         cache: &mut [T],
+        zero_prev: bool,
     );
 
     /// Backward of one step. `dnext`: gradients of the new states. Overwrites `dp`
     /// (b, G·H, the gradient of the input projection), `drec` (b, G·H, the gradient of the
     /// recurrent matmul's outputs, for the weight gradient), `dhr` (b, H) and `dprev`
     /// (gradients of the previous states through paths other than the recurrent matmul).
+    /// With `need_dprev` false (the first step from the default initial state, whose gradient
+    /// nobody asks for) `dhr` and `dprev` may be left as they are.
     #[allow(clippy::too_many_arguments)]
     fn backward_step(
         &self,
@@ -94,6 +128,7 @@ pub trait Cell<T: Scalar>: Send + Sync + Clone + 'static {
         drec: &mut [T],
         dhr: &mut [T],
         dprev: &mut [&mut [T]],
+        need_dprev: bool,
     );
 
     /// Weight gradients of the recurrent matmul over all `rows` = T·B rows at once. The rows
@@ -156,6 +191,8 @@ struct Saved<T> {
     b: usize,
     t: usize,
     chunks: Vec<(usize, usize)>, // row ranges r0..r1
+    zero_init: bool,             // the default (zero) initial state: no initial-state gradient
+    kept: bool,                  // the last forward kept every step (a backward may follow)
     x_tm: Vec<T>,                // (T·B, F), after input dropout
     dmask: Option<Vec<T>>,       // (B, F)
     rmask: Option<Vec<T>>,       // (B, H)
@@ -170,10 +207,11 @@ struct Saved<T> {
     drec: Vec<T>, // (T·B, G·H)
 }
 
-/// Rows per chunk: batches of 64 rows and more are cut into chunks of about 32 rows (at most
-/// 8), which is independent of the number of threads, so results do not depend on it.
+/// Rows per chunk: batches of 64 rows and more are cut into 2 to 8 chunks of at least 32 and
+/// about 256 rows (a function of the batch size only, so results do not depend on the
+/// number of threads); per-step products of 256 rows run near the GEMM's full speed.
 fn chunk_ranges(b: usize) -> Vec<(usize, usize)> {
-    let n = (b / 32).clamp(1, 8);
+    let n = if b < 64 { 1 } else { (b / 256).clamp(2, 8) };
     (0..n).map(|c| (c * b / n, (c + 1) * b / n)).collect()
 }
 
@@ -441,12 +479,18 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
         };
         gemm(tl * b, gh, f, &sv.x_tm, f, false, &self.kernel.value, gh, false, &mut sv.p, gh, acc);
 
+        // What is kept: every step for backward, or rolling slots in inference.
+        let slots = Slots { keep: ctx.for_backward, all_out: ctx.for_backward || self.return_sequences };
+        sv.kept = ctx.for_backward;
+        let (n_step, n_state, n_out) = slots.counts(tl);
+
         // Initial states (given, carried for stateful layers, or zeros) in each chunk's slot 0.
         sv.states.resize_with(s, Vec::new);
         for st in sv.states.iter_mut() {
             st.clear();
-            st.resize((tl + 1) * b * h, T::zero());
+            st.resize(n_state * b * h, T::zero());
         }
+        sv.zero_init = init.is_none() && carried.is_none();
         let given: Option<Vec<&[T]>> = match (&init, carried) {
             (Some(i), _) => Some(i.iter().map(|t| t.data.as_slice()).collect()),
             (None, Some(c)) => Some(c.iter().map(|v| v.as_slice()).collect()),
@@ -455,26 +499,25 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
         if let Some(given) = given {
             for (i, src) in given.iter().enumerate() {
                 for &(r0, r1) in &chunks {
-                    let o = (tl + 1) * r0 * h;
+                    let o = n_state * r0 * h;
                     sv.states[i][o..o + (r1 - r0) * h].copy_from_slice(&src[r0 * h..r1 * h]);
                 }
             }
         }
-        // Remember the given initial states' shape for their gradients.
-        sv.hr.resize(tl * b * h, T::zero());
-        sv.cache.resize(tl * b * cw, T::zero());
-        sv.out.resize(tl * b * h, T::zero());
+        sv.hr.resize(n_step * b * h, T::zero());
+        sv.cache.resize(n_step * b * cw, T::zero());
+        sv.out.resize(n_out * b * h, T::zero());
 
         // The time loops, chunk by chunk (in parallel where it pays).
         {
-            let lens = |w: usize| chunks.iter().map(move |(r0, r1)| tl * (r1 - r0) * w).collect::<Vec<_>>();
-            let ps = split_lens_ref(&sv.p, lens(gh).into_iter());
-            let hrs = split_lens(&mut sv.hr, lens(h).into_iter());
-            let caches = split_lens(&mut sv.cache, lens(cw).into_iter());
-            let outs = split_lens(&mut sv.out, lens(h).into_iter());
+            let lens = |n: usize, w: usize| chunks.iter().map(move |(r0, r1)| n * (r1 - r0) * w).collect::<Vec<_>>();
+            let ps = split_lens_ref(&sv.p, lens(tl, gh).into_iter());
+            let hrs = split_lens(&mut sv.hr, lens(n_step, h).into_iter());
+            let caches = split_lens(&mut sv.cache, lens(n_step, cw).into_iter());
+            let outs = split_lens(&mut sv.out, lens(n_out, h).into_iter());
             let mut states_by_chunk: Vec<Vec<&mut [T]>> = (0..chunks.len()).map(|_| Vec::new()).collect();
             for st in sv.states.iter_mut() {
-                let parts = split_lens(st, chunks.iter().map(|(r0, r1)| (tl + 1) * (r1 - r0) * h));
+                let parts = split_lens(st, chunks.iter().map(|(r0, r1)| n_state * (r1 - r0) * h));
                 for (c, part) in parts.into_iter().enumerate() {
                     states_by_chunk[c].push(part);
                 }
@@ -504,11 +547,12 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
             let w = RecWeights {
                 kernel: &self.kernel.value,
                 recurrent_kernel: &self.recurrent_kernel.value,
+                recurrent_kernel_t: &[],
                 bias: if self.use_bias { Some(&self.bias.value) } else { None },
             };
-            let (cell, zofm) = (&self.cell, self.zero_output_for_mask);
+            let (cell, zofm, zi) = (&self.cell, self.zero_output_for_mask, sv.zero_init);
             let flops = 2.0 * (tl * b * h * gh) as f64;
-            crate::tensor::parallel_chunks(work, flops, |ch| forward_chunk(cell, &w, zofm, tl, h, ch));
+            crate::tensor::parallel_chunks(work, flops, |ch| forward_chunk(cell, &w, zofm, zi, slots, tl, h, ch));
         }
 
         // Final states, back in batch order.
@@ -516,7 +560,7 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
             .map(|i| {
                 let mut data = vec![T::zero(); b * h];
                 for &(r0, r1) in &chunks {
-                    let o = (tl + 1) * r0 * h + tl * (r1 - r0) * h;
+                    let o = n_state * r0 * h + slots.state(tl) * (r1 - r0) * h;
                     data[r0 * h..r1 * h].copy_from_slice(&sv.states[i][o..o + (r1 - r0) * h]);
                 }
                 Tensor { shape: vec![b, h], data }
@@ -541,7 +585,8 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
         } else {
             let mut y = Tensor::zeros(&[b, h]);
             for bi in 0..b {
-                let r = row_of(tl - 1, bi);
+                // One output slot per chunk in inference: (B, H) in batch order already.
+                let r = if slots.all_out { row_of(tl - 1, bi) } else { bi };
                 y.data[bi * h..(bi + 1) * h].copy_from_slice(&sv.out[r * h..(r + 1) * h]);
             }
             y
@@ -556,6 +601,7 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
 
     fn backward(&mut self, dy: &Tensor<T>) -> Tensor<T> {
         let sv = &mut self.fwd;
+        assert!(sv.kept, "{}: backward after an inference-only forward (Sequential guards this)", self.name);
         let (b, tl, f) = (sv.b, sv.t, self.in_features);
         let (h, g, s, cw) = (self.cell.units(), self.cell.gates(), self.cell.n_states(), self.cell.cache_width());
         let gh = g * h;
@@ -592,6 +638,12 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
             }
         }
 
+        // Uᵀ (G·H, H), once per backward pass, when enough steps use it.
+        let mut ut = Vec::new();
+        if tl - sv.zero_init as usize >= 3 {
+            ut.resize(gh * h, T::zero());
+            crate::tensor::transpose_into(&self.recurrent_kernel.value, h, gh, &mut ut);
+        }
         sv.dp.resize(tl * b * gh, T::zero());
         sv.drec.resize(tl * b * gh, T::zero());
         let mut init_grads: Vec<Vec<T>> = vec![vec![T::zero(); b * h]; s];
@@ -651,11 +703,12 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
             let w = RecWeights {
                 kernel: &self.kernel.value,
                 recurrent_kernel: &self.recurrent_kernel.value,
+                recurrent_kernel_t: &ut,
                 bias: if self.use_bias { Some(&self.bias.value) } else { None },
             };
-            let (cell, zofm) = (&self.cell, self.zero_output_for_mask);
+            let (cell, zofm, zi) = (&self.cell, self.zero_output_for_mask, sv.zero_init);
             let flops = 2.0 * (tl * b * h * gh) as f64;
-            crate::tensor::parallel_chunks(work, flops, |ch| backward_chunk(cell, &w, zofm, tl, h, ch));
+            crate::tensor::parallel_chunks(work, flops, |ch| backward_chunk(cell, &w, zofm, zi, tl, h, ch));
         }
 
         // Weight gradients: single GEMMs over all T·B rows.
@@ -696,7 +749,11 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
                 }
             }
         }
-        self.init_grads = init_grads.into_iter().map(|d| Tensor { shape: vec![b, h], data: d }).collect();
+        self.init_grads = if sv.zero_init {
+            Vec::new()
+        } else {
+            init_grads.into_iter().map(|d| Tensor { shape: vec![b, h], data: d }).collect()
+        };
         dx
     }
 
@@ -770,16 +827,78 @@ struct ChunkBwd<'a, T> {
     mask: Option<&'a [bool]>,
 }
 
+/// Where step t lives in a chunk's buffers: every step (kept for backward), or rolling slots
+/// (inference: one step of scratch, two alternating state slots).
+#[derive(Clone, Copy)]
+struct Slots {
+    keep: bool,
+    all_out: bool,
+}
+
+impl Slots {
+    fn step(self, t: usize) -> usize {
+        if self.keep {
+            t
+        } else {
+            0
+        }
+    }
+    fn state(self, t: usize) -> usize {
+        if self.keep {
+            t
+        } else {
+            t % 2
+        }
+    }
+    fn out(self, t: usize) -> usize {
+        if self.all_out {
+            t
+        } else {
+            0
+        }
+    }
+    /// Slots held per chunk: (hr and cache, states, out).
+    fn counts(self, tl: usize) -> (usize, usize, usize) {
+        if self.keep {
+            (tl, tl + 1, tl)
+        } else {
+            (1, 2, if self.all_out { tl } else { 1 })
+        }
+    }
+}
+
+/// Slot `a` to read and slot `b` (≠ a) to write, of `len` values each.
+fn read_write<T>(v: &mut [T], a: usize, b: usize, len: usize) -> (&[T], &mut [T]) {
+    if a < b {
+        let (lo, hi) = v.split_at_mut(b * len);
+        (&lo[a * len..(a + 1) * len], &mut hi[..len])
+    } else {
+        let (lo, hi) = v.split_at_mut(a * len);
+        (&hi[..len], &mut lo[b * len..(b + 1) * len])
+    }
+}
+
 /// The forward time loop of one chunk of `bc` rows.
-fn forward_chunk<T: Scalar, C: Cell<T>>(cell: &C, w: &RecWeights<T>, zofm: bool, tl: usize, h: usize, ch: ChunkFwd<T>) {
+#[allow(clippy::too_many_arguments)]
+fn forward_chunk<T: Scalar, C: Cell<T>>(
+    cell: &C,
+    w: &RecWeights<T>,
+    zofm: bool,
+    zero_init: bool,
+    slots: Slots,
+    tl: usize,
+    h: usize,
+    ch: ChunkFwd<T>,
+) {
     let ChunkFwd { bc, p, hr, mut states, cache, out, rmask, mask } = ch;
     let (gh, cw, bh) = (cell.gates() * h, cell.cache_width(), bc * h);
     let s = states.len();
     for t in 0..tl {
+        let (st_prev, st_next, k) = (slots.state(t), slots.state(t + 1), slots.step(t));
         // hr_t = h_{t-1} (⊙ recurrent dropout mask)
         {
-            let hprev = &states[0][t * bh..(t + 1) * bh];
-            let hrt = &mut hr[t * bh..(t + 1) * bh];
+            let hprev = &states[0][st_prev * bh..(st_prev + 1) * bh];
+            let hrt = &mut hr[k * bh..(k + 1) * bh];
             match rmask {
                 Some(m) => {
                     for ((d, &v), &mv) in hrt.iter_mut().zip(hprev).zip(m) {
@@ -793,9 +912,7 @@ fn forward_chunk<T: Scalar, C: Cell<T>>(cell: &C, w: &RecWeights<T>, zofm: bool,
             let (mut a0, mut a1): (&mut [T], &mut [T]) = (&mut [], &mut []);
             let (mut p0, mut p1): (&[T], &[T]) = (&[], &[]);
             for (i, st) in states.iter_mut().enumerate() {
-                let (before, after) = st.split_at_mut((t + 1) * bh);
-                let prev = &before[t * bh..];
-                let next = &mut after[..bh];
+                let (prev, next) = read_write(st, st_prev, st_next, bh);
                 if i == 0 {
                     p0 = prev;
                     a0 = next;
@@ -810,32 +927,34 @@ fn forward_chunk<T: Scalar, C: Cell<T>>(cell: &C, w: &RecWeights<T>, zofm: bool,
                 w,
                 bc,
                 &p[t * bc * gh..(t + 1) * bc * gh],
-                &hr[t * bh..(t + 1) * bh],
+                &hr[k * bh..(k + 1) * bh],
                 &prev_arr[..s],
                 &mut next_arr[..s],
-                &mut cache[t * bc * cw..(t + 1) * bc * cw],
+                &mut cache[k * bc * cw..(k + 1) * bc * cw],
+                zero_init && t == 0,
             );
         }
         // Masked rows keep their states; the output is carried or zero.
+        let o = slots.out(t);
         match mask {
-            None => out[t * bh..(t + 1) * bh].copy_from_slice(&states[0][(t + 1) * bh..(t + 2) * bh]),
+            None => out[o * bh..(o + 1) * bh].copy_from_slice(&states[0][st_next * bh..(st_next + 1) * bh]),
             Some(m) => {
                 for bi in 0..bc {
                     let r = bi * h..(bi + 1) * h;
                     if m[t * bc + bi] {
-                        out[t * bh + r.start..t * bh + r.end]
-                            .copy_from_slice(&states[0][(t + 1) * bh + r.start..(t + 1) * bh + r.end]);
+                        out[o * bh + r.start..o * bh + r.end]
+                            .copy_from_slice(&states[0][st_next * bh + r.start..st_next * bh + r.end]);
                     } else {
                         for st in states.iter_mut() {
-                            let (before, after) = st.split_at_mut((t + 1) * bh);
-                            after[r.clone()].copy_from_slice(&before[t * bh + r.start..t * bh + r.end]);
+                            let (prev, next) = read_write(st, st_prev, st_next, bh);
+                            next[r.clone()].copy_from_slice(&prev[r.clone()]);
                         }
                         if zofm || t == 0 {
-                            out[t * bh + r.start..t * bh + r.end].fill(T::zero());
-                        } else {
-                            let (before, after) = out.split_at_mut(t * bh);
-                            after[r.clone()].copy_from_slice(&before[(t - 1) * bh + r.start..(t - 1) * bh + r.end]);
-                        }
+                            out[o * bh + r.start..o * bh + r.end].fill(T::zero());
+                        } else if slots.all_out {
+                            let (prev, next) = read_write(out, o - 1, o, bh);
+                            next[r.clone()].copy_from_slice(&prev[r]);
+                        } // else: the one output slot still holds out_{t-1}
                     }
                 }
             }
@@ -848,6 +967,7 @@ fn backward_chunk<T: Scalar, C: Cell<T>>(
     cell: &C,
     w: &RecWeights<T>,
     zofm: bool,
+    zero_init: bool,
     tl: usize,
     h: usize,
     ch: ChunkBwd<T>,
@@ -898,7 +1018,12 @@ fn backward_chunk<T: Scalar, C: Cell<T>>(
                 &mut drec[t * bc * gh..(t + 1) * bc * gh],
                 &mut dhr,
                 &mut dprev_arr,
+                !(zero_init && t == 0),
             );
+        }
+        if zero_init && t == 0 {
+            // Nothing flows further back: the default initial state is a constant.
+            break;
         }
         // hr = h_{t-1} ⊙ rmask
         if let Some(rm) = rmask {

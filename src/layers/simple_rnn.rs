@@ -55,12 +55,15 @@ impl<T: Scalar> Cell<T> for SimpleRnnCell {
         _prev: &[&[T]],
         next: &mut [&mut [T]],
         cache: &mut [T],
+        zero_prev: bool,
     ) {
         let h = self.units;
         let (z, hs) = cache.split_at_mut(b * h);
         // z = p + hr · U
         z.copy_from_slice(p);
-        gemm(b, h, h, hr, h, false, w.recurrent_kernel, h, false, z, h, Acc::Add);
+        if !zero_prev {
+            gemm(b, h, h, hr, h, false, w.recurrent_kernel, h, false, z, h, Acc::Add);
+        }
         // h = f(z)
         for ((o, hv), &zv) in next[0].iter_mut().zip(hs.iter_mut()).zip(z.iter()) {
             *o = self.activation.f(zv);
@@ -80,6 +83,7 @@ impl<T: Scalar> Cell<T> for SimpleRnnCell {
         drec: &mut [T],
         dhr: &mut [T],
         dprev: &mut [&mut [T]],
+        need_dprev: bool,
     ) {
         let h = self.units;
         let (z, hs) = cache.split_at(b * h);
@@ -89,7 +93,9 @@ impl<T: Scalar> Cell<T> for SimpleRnnCell {
         }
         drec.copy_from_slice(dp);
         // z = p + hr · U  =>  dhr = dz · Uᵀ
-        gemm(b, h, h, dp, h, false, w.recurrent_kernel, h, true, dhr, h, Acc::Overwrite);
+        if need_dprev {
+            w.times_ut(b, h, 0, h, dp, h, dhr, h, Acc::Overwrite);
+        }
         dprev[0].fill(T::zero());
     }
 }

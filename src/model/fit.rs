@@ -198,7 +198,7 @@ impl<T: Scalar> Sequential<T> {
                 } else {
                     (xt.gather_batch(idx), yt.gather_batch(idx))
                 };
-                let pred = self.call(&xb, true, None, None)?;
+                let pred = self.run(&xb, true, true, None, None)?;
                 let mut g = Tensor::zeros(&pred.shape);
                 let l = loss_fn.compute(&pred, &yb, Some(&mut g))? + self.regularization_loss();
                 if !l.is_finite() {
@@ -275,7 +275,7 @@ impl<T: Scalar> Sequential<T> {
         for start in (0..n).step_by(bs) {
             let end = (start + bs).min(n);
             let (xb, yb) = (x.slice_batch(start, end), y.slice_batch(start, end));
-            let pred = self.call(&xb, false, None, None)?;
+            let pred = self.run(&xb, false, false, None, None)?;
             let l = loss_fn.compute(&pred, &yb, None)? + self.regularization_loss();
             s += l * (end - start) as f64;
             for (acc, m) in ms.iter_mut().zip(metrics) {
@@ -303,12 +303,12 @@ impl<T: Scalar> Sequential<T> {
         }
         let bs = batch_size.max(1);
         if n <= bs {
-            return self.call(x, false, None, None);
+            return self.run(x, false, false, None, None);
         }
         let mut parts = Vec::new();
         for start in (0..n).step_by(bs) {
             let xb = x.slice_batch(start, (start + bs).min(n));
-            parts.push(self.call(&xb, false, None, None)?);
+            parts.push(self.run(&xb, false, false, None, None)?);
         }
         Ok(Tensor::concat_batch(&parts))
     }

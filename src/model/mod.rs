@@ -46,6 +46,8 @@ pub struct Sequential<T: Scalar> {
     /// transpose of the source's (see [`Sequential::tie`]).
     ties: Vec<(String, String)>,
     tie_idx: Vec<(usize, usize)>,
+    /// The last forward pass kept what backward needs.
+    kept: bool,
 }
 
 impl<T: Scalar> Default for Sequential<T> {
@@ -70,6 +72,7 @@ impl<T: Scalar> Sequential<T> {
             metrics: Vec::new(),
             ties: Vec::new(),
             tie_idx: Vec::new(),
+            kept: false,
         }
     }
 
@@ -280,6 +283,7 @@ impl<T: Scalar> Sequential<T> {
 
     /// One forward pass through the stack. `mask` and `initial_state` go to the first layers
     /// that consume them (Keras `model(x, mask=..., initial_state=...)` on the first RNN).
+    /// Keeps what [`Sequential::backward`] needs.
     pub fn call(
         &mut self,
         x: &Tensor<T>,
@@ -298,10 +302,25 @@ impl<T: Scalar> Sequential<T> {
                 ));
             }
         }
+        self.run(x, training, true, mask, initial_state)
+    }
+
+    /// The forward pass on input already checked. `for_backward` false: inference only
+    /// (layers keep nothing for a backward pass, which then fails with an error).
+    pub(crate) fn run(
+        &mut self,
+        x: &Tensor<T>,
+        training: bool,
+        for_backward: bool,
+        mask: Option<Mask>,
+        initial_state: Option<Vec<Tensor<T>>>,
+    ) -> Result<Tensor<T>> {
         self.sync_ties();
-        let mut ctx = Ctx { training, mask, initial_state, rng: &mut self.rng };
-        let mut h = x.clone();
-        for l in self.layers.iter_mut() {
+        self.kept = for_backward;
+        let mut ctx = Ctx { training, mask, initial_state, rng: &mut self.rng, for_backward };
+        let (first, rest) = self.layers.split_first_mut().ok_or_else(|| Error::config("the model has no layers"))?;
+        let mut h = first.forward(x, &mut ctx)?;
+        for l in rest.iter_mut() {
             h = l.forward(&h, &mut ctx)?;
         }
         Ok(h)
@@ -329,9 +348,10 @@ impl<T: Scalar> Sequential<T> {
             return Err(Error::data(format!("input holds a non-finite value {v} at flat index {i}")));
         }
         self.sync_ties();
-        let mut ctx = Ctx { training, mask: None, initial_state: None, rng: &mut self.rng };
-        let mut h = x.clone();
-        for l in self.layers[from..to].iter_mut() {
+        self.kept = false;
+        let mut ctx = Ctx { training, mask: None, initial_state: None, rng: &mut self.rng, for_backward: false };
+        let mut h = self.layers[from].forward(x, &mut ctx)?;
+        for l in self.layers[from + 1..to].iter_mut() {
             h = l.forward(&h, &mut ctx)?;
         }
         Ok(h)
@@ -350,6 +370,11 @@ impl<T: Scalar> Sequential<T> {
     /// Backward pass after [`Sequential::call`]: `dy` is d(objective)/d(output). Adds into every
     /// parameter's gradient buffer and returns d(objective)/d(input).
     pub fn backward(&mut self, dy: &Tensor<T>) -> Result<Tensor<T>> {
+        if !self.kept {
+            return Err(Error::config(
+                "backward needs the forward pass of `call` (predict, evaluate and encode/decode keep nothing for it)",
+            ));
+        }
         let mut g = dy.clone();
         for l in self.layers.iter_mut().rev() {
             g = l.backward(&g);
