@@ -1,6 +1,7 @@
 //! The scalar trait, the one dense tensor type that flows between layers, and the single place
 //! that calls the matrix-multiply kernel.
 
+mod pool;
 mod small;
 
 use crate::error::{Error, Result};
@@ -250,9 +251,9 @@ pub fn set_parallel_threshold(flops: f64) {
 
 /// Runs `f` on every item: on the calling thread when the work (`flops` in all) is small, when
 /// one thread is allowed, or when already inside a parallel region; otherwise the items are
-/// dealt out in contiguous groups to up to [`set_threads`] scoped threads (the calling thread
-/// takes the first group). No thread ever spins waiting: the scope joins them. Each item must
-/// be independent of the others, so the results do not depend on how they are dealt out.
+/// dealt out in contiguous groups to up to [`set_threads`] threads (the calling thread takes
+/// the first group, pooled workers that sleep between jobs the others). Each item must be
+/// independent of the others, so the results do not depend on how they are dealt out.
 pub fn parallel_chunks<I: Send, F: Fn(I) + Sync>(items: Vec<I>, flops: f64, f: F) {
     let n = items.len();
     let workers = threads().min(n);
@@ -269,23 +270,12 @@ pub fn parallel_chunks<I: Send, F: Fn(I) + Sync>(items: Vec<I>, flops: f64, f: F
     for (i, it) in items.into_iter().enumerate() {
         groups[i * workers / n].push(it);
     }
-    let f = &f;
-    std::thread::scope(|sc| {
-        let mut groups = groups.into_iter();
-        let first = groups.next().unwrap_or_default();
-        for g in groups {
-            sc.spawn(move || {
-                IN_PARALLEL.with(|c| c.set(true));
-                for it in g {
-                    f(it);
-                }
-            });
-        }
-        IN_PARALLEL.with(|c| c.set(true));
-        for it in first {
+    let groups: Vec<std::sync::Mutex<Vec<I>>> = groups.into_iter().map(std::sync::Mutex::new).collect();
+    pool::run(workers, threads() - 1, &|part: usize| {
+        let g = std::mem::take(&mut *groups[part].lock().unwrap_or_else(|e| e.into_inner()));
+        for it in g {
             f(it);
         }
-        IN_PARALLEL.with(|c| c.set(false));
     });
 }
 
@@ -396,12 +386,87 @@ pub fn gemm<T: Scalar>(
     // (measured here: a 9 x 1000 x 250 product is 20 % slower on two threads, 64 x 512 x 128
     // is 50 % faster).
     let big = flops >= 1.5e7 || (flops >= 6.0e6 && m >= 48 && k >= 64);
-    let par = if big && threads() > 1 && !IN_PARALLEL.with(|c| c.get()) {
-        gemm::Parallelism::Rayon(threads())
-    } else {
-        gemm::Parallelism::None
-    };
-    gemm_kernel(m, n, k, a, lda, ta, b, ldb, tb, c, ldc, acc, par);
+    let workers = threads();
+    if !(big && workers > 1 && !IN_PARALLEL.with(|c| c.get())) {
+        gemm_kernel(m, n, k, a, lda, ta, b, ldb, tb, c, ldc, acc, gemm::Parallelism::None);
+        return;
+    }
+    // Share the output between scoped threads, by rows when there are enough of them, else by
+    // columns; each part is an ordinary single-threaded product (the same arithmetic per
+    // element, so the same bits as on one thread). Our own threads rather than the GEMM's
+    // pool: a pool that spins between products would fight the recurrences' threads.
+    let by_rows = m >= 16 * workers;
+    let parts = workers.min(if by_rows { m / 16 } else { n / 16 }).max(1);
+    let len = if by_rows { m } else { n };
+    let cp = SendPtr(c.as_mut_ptr());
+    let items: Vec<(usize, usize)> = (0..parts).map(|i| (i * len / parts, (i + 1) * len / parts)).collect();
+    let c_len = c.len();
+    parallel_chunks(items, f64::INFINITY, move |(s0, s1)| {
+        let cp = cp;
+        if by_rows {
+            let a_part = if ta { &a[s0..] } else { &a[s0 * lda..] };
+            // SAFETY: rows s0..s1 of C are this part's alone.
+            let c_part = unsafe { std::slice::from_raw_parts_mut(cp.0.add(s0 * ldc), c_len - s0 * ldc) };
+            gemm_kernel(s1 - s0, n, k, a_part, lda, ta, b, ldb, tb, c_part, ldc, acc, gemm::Parallelism::None);
+        } else {
+            let b_part = if tb { &b[s0 * ldb..] } else { &b[s0..] };
+            // SAFETY: columns s0..s1 of C are this part's alone; the kernel writes nothing else.
+            unsafe {
+                gemm_raw(m, s1 - s0, k, a, lda, ta, b_part, ldb, tb, cp.0.add(s0), ldc, acc);
+            }
+        }
+    });
+}
+
+/// A pointer that may cross to another thread (each thread writes its own part).
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+/// [`gemm_kernel`] on a raw destination (rows of `ldc` values, `n` columns used).
+///
+/// # Safety
+/// `c` must be valid for writes at `i * ldc + j` for i < m, j < n, and no other thread may
+/// touch those elements meanwhile.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw<T: Scalar>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    ta: bool,
+    b: &[T],
+    ldb: usize,
+    tb: bool,
+    c: *mut T,
+    ldc: usize,
+    acc: Acc,
+) {
+    let (a_rs, a_cs) = if ta { (1isize, lda as isize) } else { (lda as isize, 1isize) };
+    let (b_rs, b_cs) = if tb { (1isize, ldb as isize) } else { (ldb as isize, 1isize) };
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c,
+        1,
+        ldc as isize,
+        acc == Acc::Add,
+        a.as_ptr(),
+        a_cs,
+        a_rs,
+        b.as_ptr(),
+        b_cs,
+        b_rs,
+        T::one(),
+        T::one(),
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
 }
 
 #[allow(clippy::too_many_arguments)]

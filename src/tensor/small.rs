@@ -1,4 +1,4 @@
-//! Matrix products with few rows (m ≤ 24) in float32, without packing.
+//! Matrix products with few rows (m ≤ 48) in float32, without packing.
 //!
 //! A recurrent step multiplies the batch's hidden states (a few rows: the seed note trains on
 //! 9 windows) by the recurrent kernel (250 x 1000 for its LSTM). A general GEMM first copies
@@ -22,7 +22,7 @@
 use std::arch::x86_64::*;
 
 /// Largest row count these kernels take.
-pub const MAX_ROWS: usize = 24;
+pub const MAX_ROWS: usize = 48;
 
 /// Splits m rows into blocks of at most 12.
 fn row_blocks(m: usize) -> impl Iterator<Item = (usize, usize)> {
