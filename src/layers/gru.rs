@@ -15,7 +15,8 @@
 //! `z ⊙ h_{t-1}` uses the undropped state.
 
 use super::recurrent::{Cell, RecWeights, Recurrent};
-use crate::activation::Activation;
+use crate::activation::{Act, Activation, SigmoidFn, TanhFn};
+use crate::simd::dispatch;
 use crate::tensor::{add_col_sums, gemm, Acc, Scalar};
 
 /// The GRU layer.
@@ -114,24 +115,9 @@ impl<T: Scalar> Cell<T> for GruCell {
                 None if zero_prev => pre.fill(T::zero()),
                 None => gemm(b, g3, h, hr, h, false, u, g3, false, pre, g3, Acc::Overwrite),
             }
-            for r in 0..b {
-                let (pr, ar, pp) =
-                    (&mut pre[r * g3..(r + 1) * g3], &mut a[r * g3..(r + 1) * g3], &p[r * g3..(r + 1) * g3]);
-                for j in 0..h {
-                    let k = r * h + j;
-                    let mh = pr[2 * h + j];
-                    e[k] = mh;
-                    pr[j] += pp[j];
-                    pr[h + j] += pp[h + j];
-                    let z = ra.f(pr[j]);
-                    let rr = ra.f(pr[h + j]);
-                    pr[2 * h + j] = pp[2 * h + j] + rr * mh;
-                    let hh = act.f(pr[2 * h + j]);
-                    ar[j] = z;
-                    ar[h + j] = rr;
-                    ar[2 * h + j] = hh;
-                    hn[k] = z * hp[k] + (T::one() - z) * hh;
-                }
+            match (ra, act) {
+                (Activation::Sigmoid, Activation::Tanh) => after_forward(SigmoidFn, TanhFn, h, p, pre, a, e, hp, hn),
+                (ra, act) => after_forward_kernel(ra, act, h, p, pre, a, e, hp, hn),
             }
         } else {
             // (z, r) pre = hr · U_zr + x_zr
@@ -189,6 +175,19 @@ impl<T: Scalar> Cell<T> for GruCell {
         let (ra, act) = (self.recurrent_activation, self.activation);
         let (dh, hp) = (dnext[0], prev[0]);
         let dh_prev = &mut *dprev[0];
+        if self.reset_after {
+            match (ra, act) {
+                (Activation::Sigmoid, Activation::Tanh) => {
+                    after_backward(SigmoidFn, TanhFn, h, pre, a, e, hp, dh, dp, drec, dh_prev)
+                }
+                (ra, act) => after_backward_kernel(ra, act, h, pre, a, e, hp, dh, dp, drec, dh_prev),
+            }
+            // m = hr · U + b_rec
+            if need_dprev {
+                w.times_ut(b, h, 0, g3, drec, g3, dhr, h, Acc::Overwrite);
+            }
+            return;
+        }
         // h = z ⊙ h_{t-1} + (1 - z) ⊙ hh, hh = act(pre_h)
         for r in 0..b {
             for j in 0..h {
@@ -198,27 +197,7 @@ impl<T: Scalar> Cell<T> for GruCell {
                 dh_prev[k] = dh[k] * z;
             }
         }
-        if self.reset_after {
-            // hh pre = x_h + r ⊙ m_h
-            for r in 0..b {
-                for j in 0..h {
-                    let k = r * h + j;
-                    let (z, rr, hh) = (a[r * g3 + j], a[r * g3 + h + j], a[r * g3 + 2 * h + j]);
-                    let dhh_pre = dp[r * g3 + 2 * h + j];
-                    let dz = dh[k] * (hp[k] - hh);
-                    let dr = dhh_pre * e[k];
-                    dp[r * g3 + j] = dz * ra.df(pre[r * g3 + j], z);
-                    dp[r * g3 + h + j] = dr * ra.df(pre[r * g3 + h + j], rr);
-                    drec[r * g3 + j] = dp[r * g3 + j];
-                    drec[r * g3 + h + j] = dp[r * g3 + h + j];
-                    drec[r * g3 + 2 * h + j] = dhh_pre * rr;
-                }
-            }
-            // m = hr · U + b_rec
-            if need_dprev {
-                w.times_ut(b, h, 0, g3, drec, g3, dhr, h, Acc::Overwrite);
-            }
-        } else {
+        {
             // hh pre = x_h + (r ⊙ hr) · U_h  =>  d(r ⊙ hr) = dhh_pre · U_hᵀ
             w.times_ut(b, h, 2 * h, g3, &dp[2 * h..], g3, dhr, h, Acc::Overwrite);
             for r in 0..b {
@@ -272,3 +251,103 @@ impl<T: Scalar> Cell<T> for GruCell {
         }
     }
 }
+
+/// Reset-after gate arithmetic of one step, for every row, after `pre = hr · U + b_rec` (B, 3H):
+/// `e = m_h`, `pre_z += x_z`, `pre_r += x_r`, `pre_h = x_h + r ⊙ m_h`, activations into `a`,
+/// `h_t = z ⊙ h_{t-1} + (1 - z) ⊙ hh` into `hn`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn after_forward_kernel<T: Scalar, R: Act, A: Act>(
+    ra: R,
+    act: A,
+    h: usize,
+    p: &[T],
+    pre: &mut [T],
+    a: &mut [T],
+    e: &mut [T],
+    hp: &[T],
+    hn: &mut [T],
+) {
+    let g3 = 3 * h;
+    let rows = hp.len() / h;
+    for r in 0..rows {
+        let (pr, ar, pp) = (&mut pre[r * g3..(r + 1) * g3], &mut a[r * g3..(r + 1) * g3], &p[r * g3..(r + 1) * g3]);
+        let rh = r * h..(r + 1) * h;
+        let (er, hpr, hnr) = (&mut e[rh.clone()], &hp[rh.clone()], &mut hn[rh]);
+        let (pz, rest) = pr.split_at_mut(h);
+        let (prr, ph) = rest.split_at_mut(h);
+        let (az, rest) = ar.split_at_mut(h);
+        let (arr, ah) = rest.split_at_mut(h);
+        let (xz, xr, xh) = (&pp[..h], &pp[h..2 * h], &pp[2 * h..]);
+        for j in 0..h {
+            let mh = ph[j];
+            er[j] = mh;
+            // z = σ(x_z + m_z);  r = σ(x_r + m_r);  hh = tanh(x_h + r ⊙ m_h)
+            let vz = pz[j] + xz[j];
+            let vr = prr[j] + xr[j];
+            pz[j] = vz;
+            prr[j] = vr;
+            let (z, rr) = (ra.f(vz), ra.f(vr));
+            let vh = xh[j] + rr * mh;
+            ph[j] = vh;
+            let hh = act.f(vh);
+            az[j] = z;
+            arr[j] = rr;
+            ah[j] = hh;
+            hnr[j] = z * hpr[j] + (T::one() - z) * hh;
+        }
+    }
+}
+dispatch! { fn after_forward<T: Scalar, R: Act, A: Act>(ra: R, act: A, h: usize, p: &[T], pre: &mut [T], a: &mut [T],
+e: &mut [T], hp: &[T], hn: &mut [T]) => after_forward_kernel }
+
+/// Backward of [`after_forward_kernel`]: `dp` (B, 3H) the input projection's gradient,
+/// `drec` (B, 3H) the recurrent matmul's (the h block scaled by r), `dh_prev` through z.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn after_backward_kernel<T: Scalar, R: Act, A: Act>(
+    ra: R,
+    act: A,
+    h: usize,
+    pre: &[T],
+    a: &[T],
+    e: &[T],
+    hp: &[T],
+    dh: &[T],
+    dp: &mut [T],
+    drec: &mut [T],
+    dh_prev: &mut [T],
+) {
+    let g3 = 3 * h;
+    let rows = hp.len() / h;
+    for r in 0..rows {
+        let (pr, ar) = (&pre[r * g3..(r + 1) * g3], &a[r * g3..(r + 1) * g3]);
+        let (dpr, drr) = (&mut dp[r * g3..(r + 1) * g3], &mut drec[r * g3..(r + 1) * g3]);
+        let rh = r * h..(r + 1) * h;
+        let (er, hpr, dhr, dhp) = (&e[rh.clone()], &hp[rh.clone()], &dh[rh.clone()], &mut dh_prev[rh]);
+        let (pz, pr_, ph) = (&pr[..h], &pr[h..2 * h], &pr[2 * h..]);
+        let (az, ar_, ah) = (&ar[..h], &ar[h..2 * h], &ar[2 * h..]);
+        let (dz_, rest) = dpr.split_at_mut(h);
+        let (dr_, dh_) = rest.split_at_mut(h);
+        let (rz, rest) = drr.split_at_mut(h);
+        let (rr_, rh_) = rest.split_at_mut(h);
+        for j in 0..h {
+            let (z, rr, hh) = (az[j], ar_[j], ah[j]);
+            // h = z ⊙ h_{t-1} + (1 - z) ⊙ hh
+            let dhh_pre = dhr[j] * (T::one() - z) * act.df(ph[j], hh);
+            dhp[j] = dhr[j] * z;
+            // hh pre = x_h + r ⊙ m_h
+            let dz = dhr[j] * (hpr[j] - hh);
+            let dr = dhh_pre * er[j];
+            let (gz, gr) = (dz * ra.df(pz[j], z), dr * ra.df(pr_[j], rr));
+            dz_[j] = gz;
+            dr_[j] = gr;
+            dh_[j] = dhh_pre;
+            rz[j] = gz;
+            rr_[j] = gr;
+            rh_[j] = dhh_pre * rr;
+        }
+    }
+}
+dispatch! { fn after_backward<T: Scalar, R: Act, A: Act>(ra: R, act: A, h: usize, pre: &[T], a: &[T], e: &[T], hp: &[T],
+dh: &[T], dp: &mut [T], drec: &mut [T], dh_prev: &mut [T]) => after_backward_kernel }

@@ -279,6 +279,11 @@ pub fn parallel_chunks<I: Send, F: Fn(I) + Sync>(items: Vec<I>, flops: f64, f: F
     });
 }
 
+/// Few-row products above this many operations could be shared out by columns; measured
+/// slower here (waking a worker costs more than half such a product), so it is off.
+const SMALL_SPLIT: bool = false;
+const SMALL_SPLIT_FLOPS: f64 = 1.5e6;
+
 /// Row-major matrix product, the one call into the GEMM kernel:
 /// `C (m, n) [+]= op(A) · op(B)` with `op(A)` of shape (m, k) and `op(B)` of shape (k, n).
 ///
@@ -332,10 +337,32 @@ pub fn gemm<T: Scalar>(
                 &mut *(c as *mut [T] as *mut [f32]),
             )
         };
-        if tb {
-            small::nt(m, n, k, a, lda, b, ldb, c, ldc, acc == Acc::Add);
+        let add = acc == Acc::Add;
+        let workers = threads();
+        if SMALL_SPLIT && flops >= SMALL_SPLIT_FLOPS && n >= 64 && workers > 1 && !IN_PARALLEL.with(|c| c.get()) {
+            // Columns shared out between threads (each column's arithmetic is unchanged).
+            let parts = workers.min(n / 32);
+            let cp = SendPtr(c.as_mut_ptr());
+            let c_len = c.len();
+            let cols: Vec<(usize, usize)> =
+                (0..parts).map(|i| (i * n / parts / 16 * 16, (i + 1) * n / parts / 16 * 16)).collect();
+            let cols: Vec<(usize, usize)> =
+                cols.iter().enumerate().map(|(i, &(j0, j1))| (j0, if i + 1 == parts { n } else { j1 })).collect();
+            parallel_chunks(cols, f64::INFINITY, move |(j0, j1)| {
+                let cp = cp;
+                // SAFETY: columns j0..j1 of C are this part's alone; the kernels write nothing
+                // outside their m rows and the columns they are given.
+                let c_part = unsafe { std::slice::from_raw_parts_mut(cp.0.add(j0), c_len - j0) };
+                if tb {
+                    small::nt(m, j1 - j0, k, a, lda, &b[j0 * ldb..], ldb, c_part, ldc, add);
+                } else {
+                    small::nn(m, j1 - j0, k, a, lda, &b[j0..], ldb, c_part, ldc, add);
+                }
+            });
+        } else if tb {
+            small::nt(m, n, k, a, lda, b, ldb, c, ldc, add);
         } else {
-            small::nn(m, n, k, a, lda, b, ldb, c, ldc, acc == Acc::Add);
+            small::nn(m, n, k, a, lda, b, ldb, c, ldc, add);
         }
         return;
     }
@@ -395,7 +422,8 @@ pub fn gemm<T: Scalar>(
     // columns; each part is an ordinary single-threaded product (the same arithmetic per
     // element, so the same bits as on one thread). Our own threads rather than the GEMM's
     // pool: a pool that spins between products would fight the recurrences' threads.
-    let by_rows = m >= 16 * workers;
+    // Each part packs its share of B and all of A (or the reverse): split the larger one.
+    let by_rows = m >= 16 * workers && m >= n;
     let parts = workers.min(if by_rows { m / 16 } else { n / 16 }).max(1);
     let len = if by_rows { m } else { n };
     let cp = SendPtr(c.as_mut_ptr());
@@ -553,6 +581,27 @@ mod tests {
             }
         }
         c
+    }
+
+    #[test]
+    fn shared_out_products_give_the_same_bits_on_one_and_two_threads() {
+        // Split by rows (m >= n) and by columns (m < n), with and without transposes.
+        for &(m, n, k) in &[(512, 256, 300), (64, 700, 333), (200, 200, 1000)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.01).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.01).collect();
+            for (ta, tb) in [(false, false), (true, false), (false, true)] {
+                let mut out = Vec::new();
+                for threads in [1, 2] {
+                    set_threads(threads);
+                    let mut c = vec![0.25f32; m * n];
+                    let (lda, ldb) = (if ta { m } else { k }, if tb { k } else { n });
+                    gemm(m, n, k, &a, lda, ta, &b, ldb, tb, &mut c, n, Acc::Add);
+                    out.push(c);
+                }
+                assert_eq!(out[0], out[1], "{m}x{n}x{k} ta={ta} tb={tb}");
+            }
+        }
+        set_threads(0);
     }
 
     #[test]
