@@ -4,7 +4,7 @@
 //! `recurrent_kernel` (H, H), `bias` (H).
 
 use super::recurrent::{Cell, RecWeights, Recurrent};
-use crate::activation::Activation;
+use crate::activation::{apply_rows, backprop_rows, Activation};
 use crate::tensor::{gemm, Acc, Scalar};
 
 /// The SimpleRNN layer.
@@ -64,11 +64,9 @@ impl<T: Scalar> Cell<T> for SimpleRnnCell {
         if !zero_prev {
             gemm(b, h, h, hr, h, false, w.recurrent_kernel, h, false, z, h, Acc::Add);
         }
-        // h = f(z)
-        for ((o, hv), &zv) in next[0].iter_mut().zip(hs.iter_mut()).zip(z.iter()) {
-            *o = self.activation.f(zv);
-            *hv = *o;
-        }
+        // h = f(z), vectorised for tanh and sigmoid
+        apply_rows(self.activation, z, hs, h);
+        next[0].copy_from_slice(hs);
     }
 
     fn backward_step(
@@ -88,9 +86,8 @@ impl<T: Scalar> Cell<T> for SimpleRnnCell {
         let h = self.units;
         let (z, hs) = cache.split_at(b * h);
         // h = f(z)  =>  dz = dh · f'(z)
-        for (((d, &dh), &zv), &hv) in dp.iter_mut().zip(dnext[0]).zip(z).zip(hs) {
-            *d = dh * self.activation.df(zv, hv);
-        }
+        dp.copy_from_slice(dnext[0]);
+        backprop_rows(self.activation, z, hs, dp, h);
         drec.copy_from_slice(dp);
         // z = p + hr · U  =>  dhr = dz · Uᵀ
         if need_dprev {
