@@ -10,14 +10,30 @@ use crate::layers::Param;
 use crate::tensor::{Scalar, Slots};
 
 /// One Adam step over a variable: `m += (g - m)(1 - β1)`, `v += (g² - v)(1 - β2)`,
-/// `w -= m·α / (sqrt(v) + ε)`, with `g` the gradient times the clipping scale `sc`.
+/// `w -= m·α / (sqrt(v) + ε)`, with `g` the gradient times the clipping scale `sc`; with
+/// `zero`, the gradient is set to zero in the same pass (the fit loop's next backward adds
+/// into it: one sweep over the variable instead of two).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn adam_kernel<T: Scalar>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], sc: T, c1: T, c2: T, alpha: T, eps: T) {
+fn adam_kernel<T: Scalar>(
+    w: &mut [T],
+    g: &mut [T],
+    m: &mut [T],
+    v: &mut [T],
+    sc: T,
+    c1: T,
+    c2: T,
+    alpha: T,
+    eps: T,
+    zero: bool,
+) {
     let n = w.len();
-    let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+    let (g, m, v) = (&mut g[..n], &mut m[..n], &mut v[..n]);
     for i in 0..n {
         let gi = g[i] * sc;
+        if zero {
+            g[i] = T::zero();
+        }
         let mi = m[i] + (gi - m[i]) * c1;
         let vi = v[i] + (gi * gi - v[i]) * c2;
         m[i] = mi;
@@ -25,8 +41,8 @@ fn adam_kernel<T: Scalar>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], sc: T,
         w[i] -= mi * alpha / (vi.sqrt() + eps);
     }
 }
-crate::simd::dispatch! { fn adam_update<T: Scalar>(w: &mut [T], g: &[T], m: &mut [T], v: &mut [T], sc: T, c1: T, c2: T,
-alpha: T, eps: T) => adam_kernel }
+crate::simd::dispatch! { fn adam_update<T: Scalar>(w: &mut [T], g: &mut [T], m: &mut [T], v: &mut [T], sc: T, c1: T,
+c2: T, alpha: T, eps: T, zero: bool) => adam_kernel }
 
 /// Rounds through f32, as Keras does for values it stores in float32 variables.
 fn r32(v: f64) -> f64 {
@@ -272,6 +288,16 @@ impl Optimizer {
     /// The slots (Adam's m and v, momenta) live in the variables' dtype, as in Keras; the
     /// update of each variable is one fused pass over value, gradient and slots.
     pub fn step<T: Scalar>(&mut self, params: &mut [&mut Param<T>]) {
+        self.step_inner(params, false)
+    }
+
+    /// [`Optimizer::step`], leaving every gradient at zero afterwards (what `fit` does before
+    /// its next batch; for Adam the zeroing rides on the update pass).
+    pub fn step_and_zero_grads<T: Scalar>(&mut self, params: &mut [&mut Param<T>]) {
+        self.step_inner(params, true)
+    }
+
+    fn step_inner<T: Scalar>(&mut self, params: &mut [&mut Param<T>], zero: bool) {
         let nslots = match self.rule {
             Rule::Adam { amsgrad, .. } | Rule::AdamW { amsgrad, .. } => 2 + amsgrad as usize,
             Rule::Sgd { momentum, .. } => (momentum != 0.0) as usize,
@@ -329,14 +355,14 @@ impl Optimizer {
                 let Param { value, grad, .. } = &mut **p;
                 total += value.len();
                 let (ms, vs) = sl.split_at_mut(1);
-                let pairs = value.chunks_mut(PIECE).zip(grad.chunks(PIECE));
+                let pairs = value.chunks_mut(PIECE).zip(grad.chunks_mut(PIECE));
                 for ((w, g), (m, v)) in pairs.zip(ms[0].chunks_mut(PIECE).zip(vs[0].chunks_mut(PIECE))) {
                     pieces.push((w, g, m, v, sc));
                 }
             }
             // Weighted as ~40 operations per value: the pass is bound by moving 20 bytes per value.
             crate::tensor::parallel_chunks(pieces, 40.0 * total as f64, |(w, g, m, v, sc)| {
-                adam_update(w, g, m, v, sc, c1, c2, alpha, eps)
+                adam_update(w, g, m, v, sc, c1, c2, alpha, eps, zero)
             });
             self.iterations += 1;
             return;
@@ -374,7 +400,7 @@ impl Optimizer {
                         }
                     } else if clamp.is_none() {
                         // The hot path: plain Adam, one vectorised pass.
-                        adam_update(value, grad, ms, vs, sc, c1, c2, alpha, eps);
+                        adam_update(value, &mut grad.to_vec(), ms, vs, sc, c1, c2, alpha, eps, false);
                     } else {
                         for i in 0..n {
                             let gi = grad_at(grad[i], sc);
@@ -429,6 +455,11 @@ impl Optimizer {
                         }
                     }
                 }
+            }
+        }
+        if zero {
+            for p in params.iter_mut() {
+                p.zero_grad();
             }
         }
         self.iterations += 1;

@@ -184,6 +184,7 @@ impl<T: Scalar> Sequential<T> {
         for cb in callbacks.iter_mut() {
             cb.on_train_begin(self)?;
         }
+        self.zero_grad();
         let metrics = self.metrics.clone();
         for epoch in 0..opts.epochs {
             if opts.shuffle {
@@ -208,13 +209,13 @@ impl<T: Scalar> Sequential<T> {
                 for (s, m) in metric_sums.iter_mut().zip(&metrics) {
                     *s += m.compute(&pred, &yb, None)? * idx.len() as f64;
                 }
-                self.zero_grad();
                 self.backward(&g)?;
                 self.add_regularization_grads();
                 let mut opt = self.optimizer.take().expect("compiled");
                 {
                     let mut ps = self.trainable_params_mut();
-                    opt.step(&mut ps);
+                    // The gradients are left at zero for the next batch's backward.
+                    opt.step_and_zero_grads(&mut ps);
                 }
                 self.optimizer = Some(opt);
                 loss_sum += l * idx.len() as f64;
