@@ -347,3 +347,8 @@ fn verify(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     println!("{pass} passed, {fail} failed");
     Ok(if fail == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
+
+/// mimalloc keeps freed memory for reuse: the large per-batch buffers then come back without
+/// fresh page faults (glibc maps and unmaps every allocation above its threshold).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -136,25 +136,11 @@ impl<T: Scalar> Layer<T> for Dense<T> {
     }
 
     fn backward(&mut self, dy: &Tensor<T>) -> Tensor<T> {
-        let (f, u) = (self.in_features, self.units);
-        let rows = self.z.len() / u;
-        let mut dz = dy.data.clone(); // (rows, u)
-        if let Some(r) = &self.activity_regularizer {
-            r.add_grad(&self.y, &mut dz, 1.0);
-        }
-        if let Some(sp) = &self.activity_sparsity {
-            sp.add_grad(&self.y, &mut dz, u);
-        }
-        // y = f(z)
-        backprop_rows(self.activation, &self.z, &self.y, &mut dz, u);
-        // z = x · kernel + bias
-        gemm(f, u, rows, &self.x.data, f, true, &dz, u, false, &mut self.kernel.grad, u, Acc::Add);
-        if self.use_bias {
-            add_col_sums(&dz, u, &mut self.bias.grad);
-        }
-        let mut dx = Tensor::zeros(&self.x.shape);
-        gemm(rows, f, u, &dz, u, false, &self.kernel.value, u, true, &mut dx.data, f, Acc::Overwrite);
-        dx
+        self.backward_impl(dy, true).expect("asked for the input gradient")
+    }
+
+    fn backward_params(&mut self, dy: &Tensor<T>) {
+        self.backward_impl(dy, false);
     }
 
     fn params(&self) -> Vec<&Param<T>> {
@@ -187,5 +173,33 @@ impl<T: Scalar> Layer<T> for Dense<T> {
 
     fn activity_penalty(&self) -> f64 {
         self.activity
+    }
+}
+
+impl<T: Scalar> Dense<T> {
+    /// The backward pass; the input gradient only if `want_dx`.
+    fn backward_impl(&mut self, dy: &Tensor<T>, want_dx: bool) -> Option<Tensor<T>> {
+        let (f, u) = (self.in_features, self.units);
+        let rows = self.z.len() / u;
+        let mut dz = dy.data.clone(); // (rows, u)
+        if let Some(r) = &self.activity_regularizer {
+            r.add_grad(&self.y, &mut dz, 1.0);
+        }
+        if let Some(sp) = &self.activity_sparsity {
+            sp.add_grad(&self.y, &mut dz, u);
+        }
+        // y = f(z)
+        backprop_rows(self.activation, &self.z, &self.y, &mut dz, u);
+        // z = x · kernel + bias
+        gemm(f, u, rows, &self.x.data, f, true, &dz, u, false, &mut self.kernel.grad, u, Acc::Add);
+        if self.use_bias {
+            add_col_sums(&dz, u, &mut self.bias.grad);
+        }
+        if !want_dx {
+            return None;
+        }
+        let mut dx = Tensor::zeros(&self.x.shape);
+        gemm(rows, f, u, &dz, u, false, &self.kernel.value, u, true, &mut dx.data, f, Acc::Overwrite);
+        Some(dx)
     }
 }

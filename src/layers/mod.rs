@@ -256,6 +256,11 @@ pub trait Layer<T: Scalar>: Send {
     fn forward(&mut self, x: &Tensor<T>, ctx: &mut Ctx<T>) -> Result<Tensor<T>>;
     /// Backward pass: `dy` has the shape of the last output; returns the input gradient.
     fn backward(&mut self, dy: &Tensor<T>) -> Tensor<T>;
+    /// [`Layer::backward`] without the input gradient (the first layer of a model in `fit`,
+    /// whose input is data): layers with a costly one (Dense, recurrent) skip its product.
+    fn backward_params(&mut self, dy: &Tensor<T>) {
+        let _ = self.backward(dy);
+    }
     /// The trainable variables, in Keras's order.
     fn params(&self) -> Vec<&Param<T>> {
         Vec::new()

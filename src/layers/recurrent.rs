@@ -176,6 +176,8 @@ pub struct Recurrent<T, C> {
     final_states: Vec<Tensor<T>>,
     init_grads: Vec<Tensor<T>>,
     activity: f64,
+    /// Set by `backward_params`: skip the input gradient.
+    skip_dx: bool,
 }
 
 /// What forward keeps for backward (reused between calls of the same size).
@@ -275,6 +277,7 @@ impl<T: Scalar, C: Cell<T>> Recurrent<T, C> {
             final_states: Vec::new(),
             init_grads: Vec::new(),
             activity: 0.0,
+            skip_dx: false,
         }
     }
     pub fn name(mut self, name: &str) -> Self {
@@ -729,6 +732,14 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
             dbias,
         );
 
+        self.init_grads = if sv.zero_init {
+            Vec::new()
+        } else {
+            init_grads.into_iter().map(|d| Tensor { shape: vec![b, h], data: d }).collect()
+        };
+        if self.skip_dx {
+            return Tensor::zeros(&[0]);
+        }
         // dX = dP · kernelᵀ, back to (B, T, F) in input order.
         let mut dx_tm = vec![T::zero(); rows * f];
         gemm(rows, f, gh, &sv.dp, gh, false, &self.kernel.value, gh, true, &mut dx_tm, f, Acc::Overwrite);
@@ -749,12 +760,13 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
                 }
             }
         }
-        self.init_grads = if sv.zero_init {
-            Vec::new()
-        } else {
-            init_grads.into_iter().map(|d| Tensor { shape: vec![b, h], data: d }).collect()
-        };
         dx
+    }
+
+    fn backward_params(&mut self, dy: &Tensor<T>) {
+        self.skip_dx = true;
+        let _ = self.backward(dy);
+        self.skip_dx = false;
     }
 
     fn params(&self) -> Vec<&Param<T>> {

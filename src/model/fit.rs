@@ -209,7 +209,7 @@ impl<T: Scalar> Sequential<T> {
                 for (s, m) in metric_sums.iter_mut().zip(&metrics) {
                     *s += m.compute(&pred, &yb, None)? * idx.len() as f64;
                 }
-                self.backward(&g)?;
+                self.backward_params(&g)?;
                 self.add_regularization_grads();
                 let mut opt = self.optimizer.take().expect("compiled");
                 {

@@ -383,6 +383,24 @@ impl<T: Scalar> Sequential<T> {
         Ok(g)
     }
 
+    /// [`Sequential::backward`] for training: the parameter gradients only (the input
+    /// gradient of the first layer, whose input is data, is not computed).
+    pub(crate) fn backward_params(&mut self, dy: &Tensor<T>) -> Result<()> {
+        if !self.kept {
+            return Err(Error::config("backward needs the forward pass of `call`"));
+        }
+        let mut g = dy.clone();
+        for (i, l) in self.layers.iter_mut().enumerate().rev() {
+            if i == 0 {
+                l.backward_params(&g);
+            } else {
+                g = l.backward(&g);
+            }
+        }
+        self.fold_tied_grads();
+        Ok(())
+    }
+
     /// States returned by the last layer (Keras `return_state=True`), after a call.
     pub fn states(&self) -> Vec<Tensor<T>> {
         self.layers.last().map(|l| l.states()).unwrap_or_default()
