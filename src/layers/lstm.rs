@@ -63,6 +63,9 @@ impl<T: Scalar> Cell<T> for LstmCell {
     fn cache_width(&self) -> usize {
         10 * self.units
     }
+    fn drec_is_dp(&self) -> bool {
+        true
+    }
     fn init_bias(&self, bias: &mut [T]) {
         if self.unit_forget_bias {
             bias[self.units..2 * self.units].fill(T::one());
@@ -113,7 +116,7 @@ impl<T: Scalar> Cell<T> for LstmCell {
         cache: &[T],
         dnext: &[&[T]],
         dp: &mut [T],
-        drec: &mut [T],
+        _drec: &mut [T],
         dhr: &mut [T],
         dprev: &mut [&mut [T]],
         need_dprev: bool,
@@ -132,7 +135,6 @@ impl<T: Scalar> Cell<T> for LstmCell {
             (ra, act) => gates_backward_kernel(ra, act, h, z, a, cs, tc, prev[1], dnext[0], dnext[1], dp, dc_prev),
         }
         dh_prev.fill(T::zero());
-        drec.copy_from_slice(dp);
         // z = p + hr · U  =>  dhr = dz · Uᵀ
         if need_dprev {
             w.times_ut(b, h, 0, g4, dp, g4, dhr, h, Acc::Overwrite);

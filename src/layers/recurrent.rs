@@ -83,6 +83,12 @@ pub trait Cell<T: Scalar>: Send + Sync + Clone + 'static {
     }
     /// Values kept per batch row per step.
     fn cache_width(&self) -> usize;
+    /// True when the recurrent matmul's gradient equals the input projection's (`z = p +
+    /// hr·U` feeds every gate, as in SimpleRNN and LSTM): `backward_step` then gets an empty
+    /// `drec` and the weight gradient reads `dp`.
+    fn drec_is_dp(&self) -> bool {
+        false
+    }
     /// Keras's bias shape.
     fn bias_shape(&self) -> Vec<usize> {
         vec![self.gates() * self.units()]
@@ -648,12 +654,17 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
             crate::tensor::transpose_into(&self.recurrent_kernel.value, h, gh, &mut ut);
         }
         sv.dp.resize(tl * b * gh, T::zero());
-        sv.drec.resize(tl * b * gh, T::zero());
+        let drec_is_dp = self.cell.drec_is_dp();
+        sv.drec.resize(if drec_is_dp { 0 } else { tl * b * gh }, T::zero());
         let mut init_grads: Vec<Vec<T>> = vec![vec![T::zero(); b * h]; s];
         {
             let lens = |w: usize| chunks.iter().map(move |(r0, r1)| tl * (r1 - r0) * w).collect::<Vec<_>>();
             let dps = split_lens(&mut sv.dp, lens(gh).into_iter());
-            let drecs = split_lens(&mut sv.drec, lens(gh).into_iter());
+            let drecs: Vec<&mut [T]> = if drec_is_dp {
+                chunks.iter().map(|_| -> &mut [T] { &mut [] }).collect()
+            } else {
+                split_lens(&mut sv.drec, lens(gh).into_iter())
+            };
             let gys = split_lens_ref(&gy, lens(h).into_iter());
             let hrs = split_lens_ref(&sv.hr, lens(h).into_iter());
             let caches = split_lens_ref(&sv.cache, lens(cw).into_iter());
@@ -727,7 +738,7 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
             rows,
             &sv.hr,
             &sv.cache,
-            &sv.drec,
+            if drec_is_dp { &sv.dp } else { &sv.drec },
             &mut self.recurrent_kernel.grad,
             dbias,
         );
@@ -1027,7 +1038,7 @@ fn backward_chunk<T: Scalar, C: Cell<T>>(
                 &cache[t * bc * cw..(t + 1) * bc * cw],
                 &dnext_arr,
                 &mut dp[t * bc * gh..(t + 1) * bc * gh],
-                &mut drec[t * bc * gh..(t + 1) * bc * gh],
+                if drec.is_empty() { &mut [] } else { &mut drec[t * bc * gh..(t + 1) * bc * gh] },
                 &mut dhr,
                 &mut dprev_arr,
                 !(zero_init && t == 0),

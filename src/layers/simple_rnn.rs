@@ -42,6 +42,9 @@ impl<T: Scalar> Cell<T> for SimpleRnnCell {
     fn cache_width(&self) -> usize {
         2 * self.units
     }
+    fn drec_is_dp(&self) -> bool {
+        true
+    }
     fn config(&self, cfg: &mut serde_json::Map<String, serde_json::Value>) {
         cfg.insert("activation".into(), self.activation.name().into());
     }
@@ -78,7 +81,7 @@ impl<T: Scalar> Cell<T> for SimpleRnnCell {
         cache: &[T],
         dnext: &[&[T]],
         dp: &mut [T],
-        drec: &mut [T],
+        _drec: &mut [T],
         dhr: &mut [T],
         dprev: &mut [&mut [T]],
         need_dprev: bool,
@@ -88,7 +91,6 @@ impl<T: Scalar> Cell<T> for SimpleRnnCell {
         // h = f(z)  =>  dz = dh · f'(z)
         dp.copy_from_slice(dnext[0]);
         backprop_rows(self.activation, z, hs, dp, h);
-        drec.copy_from_slice(dp);
         // z = p + hr · U  =>  dhr = dz · Uᵀ
         if need_dprev {
             w.times_ut(b, h, 0, h, dp, h, dhr, h, Acc::Overwrite);
