@@ -1027,20 +1027,27 @@ fn backward_chunk<T: Scalar, C: Cell<T>>(
             }
         }
         {
-            let prev_arr: Vec<&[T]> = states.iter().map(|st| &st[t * bh..(t + 1) * bh]).collect();
-            let dnext_arr: Vec<&[T]> = dnext.iter().map(|v| v.as_slice()).collect();
-            let mut dprev_arr: Vec<&mut [T]> = dprev.iter_mut().map(|v| v.as_mut_slice()).collect();
+            // At most two states (h, c): fixed arrays, nothing allocated per step.
+            let mut prev_arr: [&[T]; 2] = [&[], &[]];
+            let mut dnext_arr: [&[T]; 2] = [&[], &[]];
+            for i in 0..s {
+                prev_arr[i] = &states[i][t * bh..(t + 1) * bh];
+                dnext_arr[i] = &dnext[i];
+            }
+            let (d0, d1) = dprev.split_at_mut(1);
+            let mut dprev_arr: [&mut [T]; 2] =
+                [&mut d0[0], d1.first_mut().map(|v| v.as_mut_slice()).unwrap_or(&mut [])];
             cell.backward_step(
                 w,
                 bc,
                 &hr[t * bh..(t + 1) * bh],
-                &prev_arr,
+                &prev_arr[..s],
                 &cache[t * bc * cw..(t + 1) * bc * cw],
-                &dnext_arr,
+                &dnext_arr[..s],
                 &mut dp[t * bc * gh..(t + 1) * bc * gh],
                 if drec.is_empty() { &mut [] } else { &mut drec[t * bc * gh..(t + 1) * bc * gh] },
                 &mut dhr,
-                &mut dprev_arr,
+                &mut dprev_arr[..s],
                 !(zero_init && t == 0),
             );
         }
