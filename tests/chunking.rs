@@ -7,14 +7,18 @@
 use memcell::layers::config::layer_from_config;
 use memcell::layers::recurrent::mask_from_u8;
 use memcell::model::Sequential;
-use memcell::tensor::Tensor;
+use memcell::tensor::{Scalar, Tensor};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 fn model(layers: &[Value], input: &[usize]) -> Sequential<f64> {
-    let mut m = Sequential::<f64>::new().input(input).seed(5);
+    model_of::<f64>(layers, input)
+}
+
+fn model_of<T: Scalar>(layers: &[Value], input: &[usize]) -> Sequential<T> {
+    let mut m = Sequential::<T>::new().input(input).seed(5);
     for l in layers {
-        m.push(layer_from_config::<f64>(l["class_name"].as_str().unwrap(), &l["config"]).unwrap());
+        m.push(layer_from_config::<T>(l["class_name"].as_str().unwrap(), &l["config"]).unwrap());
     }
     m.build().unwrap();
     m
@@ -160,40 +164,72 @@ fn chunked_recurrences_equal_row_by_row() {
     );
 }
 
-/// Inference keeps nothing for backward (rolling slots in the recurrences): `predict` gives
-/// the same bits as the training-ready `call`, masks (from a Masking layer), direction,
-/// returned sequences and stateful carry-over included; a backward after it is an error.
+/// Inference keeps nothing for backward (rolling slots in the recurrences, and a large input
+/// projection computed a block of steps at a time): `predict` gives the same bits as the
+/// training-ready `call`, masks (from a Masking layer), direction, returned sequences and
+/// stateful carry-over included, in float64 and float32; a backward after it is an error.
 #[test]
 fn inference_without_saved_steps_gives_the_same_bits() {
+    // Default sizes (these problems are too small to block), then blocks of 2-3 steps.
+    for blocking in [None, Some((0, 2000))] {
+        if let Some((min, block)) = blocking {
+            memcell::layers::recurrent::set_projection_blocking(min, block);
+        }
+        inference_same_bits::<f64>(&format!("f64 blocking {blocking:?}"));
+        inference_same_bits::<f32>(&format!("f32 blocking {blocking:?}"));
+    }
+    memcell::layers::recurrent::set_projection_blocking(1 << 20, 1 << 18);
+    // M1's shapes at the default sizes: two chunks of 256 rows, blocks of 2 steps, through
+    // the general GEMM (k = 128 in the second layer).
+    let layers = vec![
+        l("LSTM", json!({"units": 128, "return_sequences": true})),
+        l("LSTM", json!({"units": 128})),
+        l("Dense", json!({"units": 1})),
+    ];
+    let mut m = model_of::<f32>(&layers, &[16, 1]);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    let x = Tensor::<f32>::new(&[512, 16, 1], (0..512 * 16).map(|_| rng.gen_range(-1.0..1.0)).collect()).unwrap();
+    let a = m.call(&x, false, None, None).unwrap();
+    assert!(a.data == m.predict(&x, 512).unwrap().data, "M1-sized stack in inference");
+}
+
+fn inference_same_bits<T: Scalar>(what: &str) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let tensor = |shape: &[usize], v: &[f64]| Tensor::<T>::from_f64(shape, v).unwrap();
     for class in ["SimpleRNN", "LSTM", "GRU"] {
         for rs in [false, true] {
-            for back in [false, true] {
+            for (back, bias) in [(false, true), (true, true), (false, false)] {
                 let layers = vec![
                     l("Masking", json!({"mask_value": 0.0})),
-                    l(class, json!({"units": 8, "return_sequences": true, "go_backwards": back})),
+                    l(class, json!({"units": 8, "return_sequences": true, "go_backwards": back, "use_bias": bias})),
                     l(class, json!({"units": 5, "return_sequences": rs})),
                 ];
                 let (b, t, f) = (70, 6, 3);
-                let mut m = model(&layers, &[t, f]);
+                let mut m = model_of::<T>(&layers, &[t, f]);
+                // Biases away from their zero initial values, so that each one shows.
+                for p in m.params_mut() {
+                    for v in p.value.iter_mut() {
+                        *v += T::of(rng.gen_range(-0.3..0.3));
+                    }
+                }
                 let mut x: Vec<f64> = (0..b * t * f).map(|_| rng.gen_range(-1.0..1.0)).collect();
                 for step in [(0usize, 2usize), (5, 0), (5, 5), (40, 3)] {
                     x[(step.0 * t + step.1) * f..(step.0 * t + step.1 + 1) * f].fill(0.0);
                 }
-                let x = Tensor::new(&[b, t, f], x).unwrap();
+                let x = tensor(&[b, t, f], &x);
                 let a = m.call(&x, false, None, None).unwrap();
                 let p = m.predict(&x, 1000).unwrap();
-                assert_eq!(a.data, p.data, "{class} rs={rs} back={back}");
+                assert!(a.data == p.data, "{what}: {class} rs={rs} back={back} bias={bias}");
                 let g = Tensor::zeros(&p.shape);
                 assert!(m.backward(&g).unwrap_err().to_string().contains("backward needs"));
             }
         }
-        let mut m = model(&[l(class, json!({"units": 4, "stateful": true}))], &[3, 2]);
-        let x = Tensor::new(&[70, 3, 2], (0..420).map(|_| rng.gen_range(-1.0..1.0)).collect()).unwrap();
+        let mut m = model_of::<T>(&[l(class, json!({"units": 4, "stateful": true}))], &[3, 2]);
+        let x = tensor(&[70, 3, 2], &(0..420).map(|_| rng.gen_range(-1.0..1.0)).collect::<Vec<_>>());
         let first = m.call(&x, false, None, None).unwrap();
         let second = m.call(&x, false, None, None).unwrap();
         m.reset_states();
-        assert_eq!(m.predict(&x, 1000).unwrap().data, first.data);
-        assert_eq!(m.predict(&x, 1000).unwrap().data, second.data, "{class}: carried state in inference");
+        assert!(m.predict(&x, 1000).unwrap().data == first.data, "{what}: {class} stateful");
+        assert!(m.predict(&x, 1000).unwrap().data == second.data, "{what}: {class}: carried state in inference");
     }
 }

@@ -15,6 +15,10 @@
 //! masked rows: s_t = s_{t-1};  out_t = 0 if zero_output_for_mask else out_{t-1} (out_{-1} = 0)
 //! ```
 //!
+//! In inference (nothing kept for backward) a large P is not stored whole: each chunk
+//! computes it a few steps at a time into a cache-sized buffer, by the same product row by
+//! row, so the numbers are the same (see [`set_projection_blocking`]).
+//!
 //! Backward runs t = T-1..0 with the state gradients, then
 //! `dX = dP · kernelᵀ`, `dkernel = X_tmᵀ · dP`, `db_in = Σ dP` and the cell's
 //! `drecurrent_kernel = Σ_t hr_tᵀ · dRec_t` as single GEMMs over all T·B rows.
@@ -223,10 +227,34 @@ fn chunk_ranges(b: usize) -> Vec<(usize, usize)> {
     (0..n).map(|c| (c * b / n, (c + 1) * b / n)).collect()
 }
 
+/// Input projections P of more values than this are computed a block of steps at a time in
+/// inference (default 2^20 values), blocks of about `PROJ_BLOCK` values each (default 2^18,
+/// 1 MB in float32: a block stays in cache while its steps read it).
+static PROJ_BLOCK_MIN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1 << 20);
+static PROJ_BLOCK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1 << 18);
+
+/// Sets when inference computes the input projection P = X·kernel + b a block of steps at a
+/// time inside each chunk's time loop instead of as one stored product over all steps: when P
+/// has more than `min_values` values, in blocks of about `block_values`. The results are the
+/// same bits either way (each row of P is the same product); tests use this to run both paths
+/// on small problems.
+pub fn set_projection_blocking(min_values: usize, block_values: usize) {
+    PROJ_BLOCK_MIN.store(min_values, std::sync::atomic::Ordering::Relaxed);
+    PROJ_BLOCK.store(block_values.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Where a chunk's time loop reads its input projection.
+enum Proj<'a, T> {
+    /// All T steps, computed before the loop.
+    All(&'a [T]),
+    /// `nt` steps at a time from the chunk's `x` (T·bc, f) into `buf` (nt·bc, G·H).
+    Blocked { x: &'a [T], f: usize, nt: usize, buf: &'a mut [T] },
+}
+
 /// One chunk's view of the saved buffers.
 struct ChunkFwd<'a, T> {
     bc: usize,
-    p: &'a [T],
+    p: Proj<'a, T>,
     hr: &'a mut [T],
     states: Vec<&'a mut [T]>,
     cache: &'a mut [T],
@@ -476,17 +504,27 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
             v
         });
 
-        // P = X_tm · kernel + b_in: all steps in one GEMM.
-        sv.p.resize(tl * b * gh, T::zero());
-        let acc = if self.use_bias {
-            for row in sv.p.chunks_exact_mut(gh) {
-                row.copy_from_slice(&self.bias.value[..gh]);
-            }
-            Acc::Add
+        // P = X_tm · kernel + b_in: all steps in one GEMM, or (a large P in inference) `nt`
+        // steps at a time inside each chunk's loop. A block has more than 48 rows unless it is
+        // the whole chunk, so its rows go through the same GEMM kernel as the one product.
+        let max_bc = chunks.iter().map(|(r0, r1)| r1 - r0).max().unwrap_or(0);
+        let blocked =
+            !ctx.for_backward && tl > 1 && tl * b * gh > PROJ_BLOCK_MIN.load(std::sync::atomic::Ordering::Relaxed);
+        let nt = if blocked {
+            (PROJ_BLOCK.load(std::sync::atomic::Ordering::Relaxed) / (max_bc * gh))
+                .max(49usize.div_ceil(max_bc))
+                .clamp(1, tl)
         } else {
-            Acc::Overwrite
+            tl
         };
-        gemm(tl * b, gh, f, &sv.x_tm, f, false, &self.kernel.value, gh, false, &mut sv.p, gh, acc);
+        if blocked {
+            sv.p.resize(nt * b * gh, T::zero());
+        } else {
+            sv.p.resize(tl * b * gh, T::zero());
+            fill_bias(&mut sv.p, self.use_bias.then(|| &self.bias.value[..gh]));
+            let acc = if self.use_bias { Acc::Add } else { Acc::Overwrite };
+            gemm(tl * b, gh, f, &sv.x_tm, f, false, &self.kernel.value, gh, false, &mut sv.p, gh, acc);
+        }
 
         // What is kept: every step for backward, or rolling slots in inference.
         let slots = Slots { keep: ctx.for_backward, all_out: ctx.for_backward || self.return_sequences };
@@ -520,7 +558,13 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
         // The time loops, chunk by chunk (in parallel where it pays).
         {
             let lens = |n: usize, w: usize| chunks.iter().map(move |(r0, r1)| n * (r1 - r0) * w).collect::<Vec<_>>();
-            let ps = split_lens_ref(&sv.p, lens(tl, gh).into_iter());
+            let ps: Vec<Proj<T>> = if blocked {
+                let xs = split_lens_ref(&sv.x_tm, lens(tl, f).into_iter());
+                let bufs = split_lens(&mut sv.p, lens(nt, gh).into_iter());
+                xs.into_iter().zip(bufs).map(|(x, buf)| Proj::Blocked { x, f, nt, buf }).collect()
+            } else {
+                split_lens_ref(&sv.p, lens(tl, gh).into_iter()).into_iter().map(Proj::All).collect()
+            };
             let hrs = split_lens(&mut sv.hr, lens(n_step, h).into_iter());
             let caches = split_lens(&mut sv.cache, lens(n_step, cw).into_iter());
             let outs = split_lens(&mut sv.out, lens(n_out, h).into_iter());
@@ -890,6 +934,15 @@ impl Slots {
     }
 }
 
+/// Every row of `p` (rows of `bias.len()` values) set to the bias, when there is one.
+fn fill_bias<T: Scalar>(p: &mut [T], bias: Option<&[T]>) {
+    if let Some(bias) = bias {
+        for row in p.chunks_exact_mut(bias.len()) {
+            row.copy_from_slice(bias);
+        }
+    }
+}
+
 /// Slot `a` to read and slot `b` (≠ a) to write, of `len` values each.
 fn read_write<T>(v: &mut [T], a: usize, b: usize, len: usize) -> (&[T], &mut [T]) {
     if a < b {
@@ -913,10 +966,26 @@ fn forward_chunk<T: Scalar, C: Cell<T>>(
     h: usize,
     ch: ChunkFwd<T>,
 ) {
-    let ChunkFwd { bc, p, hr, mut states, cache, out, rmask, mask } = ch;
+    let ChunkFwd { bc, mut p, hr, mut states, cache, out, rmask, mask } = ch;
     let (gh, cw, bh) = (cell.gates() * h, cell.cache_width(), bc * h);
     let s = states.len();
     for t in 0..tl {
+        // This step's input projection.
+        let p_t: &[T] = match &mut p {
+            Proj::All(p) => &p[t * bc * gh..(t + 1) * bc * gh],
+            Proj::Blocked { x, f, nt, buf } => {
+                let (f, nt) = (*f, *nt);
+                if t % nt == 0 {
+                    let rows = nt.min(tl - t) * bc;
+                    let buf = &mut buf[..rows * gh];
+                    let bias = w.bias.map(|b| &b[..gh]);
+                    fill_bias(buf, bias);
+                    let acc = if bias.is_some() { Acc::Add } else { Acc::Overwrite };
+                    gemm(rows, gh, f, &x[t * bc * f..], f, false, w.kernel, gh, false, buf, gh, acc);
+                }
+                &buf[(t % nt) * bc * gh..(t % nt + 1) * bc * gh]
+            }
+        };
         let (st_prev, st_next, k) = (slots.state(t), slots.state(t + 1), slots.step(t));
         // hr_t = h_{t-1} (⊙ recurrent dropout mask)
         {
@@ -949,7 +1018,7 @@ fn forward_chunk<T: Scalar, C: Cell<T>>(
             cell.forward_step(
                 w,
                 bc,
-                &p[t * bc * gh..(t + 1) * bc * gh],
+                p_t,
                 &hr[k * bh..(k + 1) * bh],
                 &prev_arr[..s],
                 &mut next_arr[..s],
