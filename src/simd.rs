@@ -121,7 +121,7 @@ const A7: f32 = 5.122_297e-8;
 const A9: f32 = -8.604_672e-11;
 const A11: f32 = 2.000_188e-13;
 const A13: f32 = -2.760_768_5e-16;
-const B0: f32 = 4.893_525_2e-3;
+const B0: f32 = 4.893_525e-3;
 const B2: f32 = 2.268_434_6e-3;
 const B4: f32 = 1.185_347_1e-4;
 const B6: f32 = 1.198_258_4e-6;
@@ -130,6 +130,7 @@ const B6: f32 = 1.198_258_4e-6;
 #[inline(always)]
 pub fn tanh_f32(x: f32) -> f32 {
     // Comparisons rather than min/max, so that NaN passes through.
+    #[allow(clippy::manual_clamp)]
     let xc = if x > TANH_CLAMP {
         TANH_CLAMP
     } else if x < -TANH_CLAMP {

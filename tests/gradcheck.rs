@@ -3,6 +3,8 @@
 //! `sum(output * g) + regularization` for every weight (sampled elements), every input
 //! element and every initial state.
 
+#![allow(clippy::needless_range_loop)] // perturbing element i of variable k
+
 use memcell::layers::config::layer_from_config;
 use memcell::layers::recurrent::mask_from_u8;
 use memcell::layers::Mask;

@@ -350,7 +350,7 @@ mod tests {
         let w = ae.model.named_params();
         let get = |n: &str| w.iter().find(|(k, _)| k == n).unwrap().1.value.clone();
         let (e1, d1) = (get("e1/kernel"), get("d1/kernel"));
-        assert_eq!(e1[1 * 6 + 2], d1[2 * 8 + 1]);
+        assert_eq!(e1[6 + 2], d1[2 * 8 + 1]);
         assert_eq!(ae.model.param_count(), (8 * 6 + 6) + (6 * 2 + 2) + 6 + 8);
     }
 

@@ -806,7 +806,7 @@ mod tests {
         let changes = m.windows(2).filter(|w| w[0].signum() != w[1].signum()).count();
         // With an even k_T the sign almost never changes, with an odd one almost always.
         let k = chain.stats.flips_per_sample;
-        if k % 2 == 0 {
+        if k.is_multiple_of(2) {
             assert!(changes < 20, "k = {k}: {changes} sign changes");
         } else {
             assert!(changes > 380, "k = {k}: {changes} sign changes");

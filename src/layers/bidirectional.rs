@@ -173,7 +173,7 @@ impl<T: Scalar> Layer<T> for Bidirectional<T> {
             MergeMode::Sum => (dy.clone(), dy.clone()),
             MergeMode::Ave => {
                 let mut d = dy.clone();
-                d.data.iter_mut().for_each(|v| *v = *v * T::of(0.5));
+                d.data.iter_mut().for_each(|v| *v *= T::of(0.5));
                 (d.clone(), d)
             }
             MergeMode::Mul => {

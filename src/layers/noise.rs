@@ -98,7 +98,7 @@ impl<T: Scalar> Layer<T> for Sampling<T> {
         "Sampling"
     }
     fn build(&mut self, input: &[usize], _rng: &mut ChaCha8Rng) -> Result<Vec<usize>> {
-        if input.len() != 1 || input[0] % 2 != 0 || input[0] == 0 {
+        if input.len() != 1 || !input[0].is_multiple_of(2) || input[0] == 0 {
             return Err(Error::shape(
                 &self.name,
                 "(batch, 2k): k means then k log-variances",

@@ -264,7 +264,7 @@ struct ChunkFwd<'a, T> {
 }
 
 /// Splits `v` into consecutive pieces of the given lengths.
-fn split_lens<'a, T>(mut v: &'a mut [T], lens: impl Iterator<Item = usize>) -> Vec<&'a mut [T]> {
+fn split_lens<T>(mut v: &mut [T], lens: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
     let mut out = Vec::new();
     for l in lens {
         let (a, rest) = std::mem::take(&mut v).split_at_mut(l);
@@ -274,7 +274,7 @@ fn split_lens<'a, T>(mut v: &'a mut [T], lens: impl Iterator<Item = usize>) -> V
     out
 }
 
-fn split_lens_ref<'a, T>(mut v: &'a [T], lens: impl Iterator<Item = usize>) -> Vec<&'a [T]> {
+fn split_lens_ref<T>(mut v: &[T], lens: impl Iterator<Item = usize>) -> Vec<&[T]> {
     let mut out = Vec::new();
     for l in lens {
         let (a, rest) = v.split_at(l);

@@ -93,6 +93,7 @@ impl<T: Scalar> Sequential<T> {
     }
 
     /// Appends a layer (builder style).
+    #[allow(clippy::should_implement_trait)] // Keras's `model.add`
     pub fn add(mut self, layer: impl Layer<T> + 'static) -> Self {
         self.push(Box::new(layer));
         self
@@ -701,7 +702,7 @@ pub fn group(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -69,7 +69,7 @@ fn wait_for(p: &Pool, cv: &Condvar, ready: impl Fn() -> bool) {
     while !ready() {
         spins = spins.wrapping_add(1);
         // The clock is read every 64 rounds only: reading it costs more than a round.
-        if spins % 64 == 0 && start.elapsed() > SPIN {
+        if spins.is_multiple_of(64) && start.elapsed() > SPIN {
             let mut g = p.sleep.lock().unwrap_or_else(|e| e.into_inner());
             while !ready() {
                 g = cv.wait_timeout(g, Duration::from_millis(50)).unwrap_or_else(|e| e.into_inner()).0;
