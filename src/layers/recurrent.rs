@@ -243,11 +243,16 @@ pub fn set_projection_blocking(min_values: usize, block_values: usize) {
     PROJ_BLOCK.store(block_values.max(1), std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Fewest rows of a block of P: above the few-row kernels' limit.
+const BLOCK_MIN_ROWS: usize = crate::tensor::SMALL_MAX_ROWS + 1;
+
 /// Where a chunk's time loop reads its input projection.
 enum Proj<'a, T> {
     /// All T steps, computed before the loop.
     All(&'a [T]),
-    /// `nt` steps at a time from the chunk's `x` (T·bc, f) into `buf` (nt·bc, G·H).
+    /// `nt` steps at a time from the chunk's `x` (T·bc, f) into `buf`; a last block of 48
+    /// rows or fewer joins the one before it, so every block goes through the same GEMM
+    /// kernel as the one product over all steps would (few-row products have their own).
     Blocked { x: &'a [T], f: usize, nt: usize, buf: &'a mut [T] },
 }
 
@@ -505,20 +510,23 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
         });
 
         // P = X_tm · kernel + b_in: all steps in one GEMM, or (a large P in inference) `nt`
-        // steps at a time inside each chunk's loop. A block has more than 48 rows unless it is
-        // the whole chunk, so its rows go through the same GEMM kernel as the one product.
+        // steps at a time inside each chunk's loop (see `Proj::Blocked`): blocks of more than
+        // 48 rows, a short last one joined to the one before.
         let max_bc = chunks.iter().map(|(r0, r1)| r1 - r0).max().unwrap_or(0);
+        let min_bc = chunks.iter().map(|(r0, r1)| r1 - r0).min().unwrap_or(1).max(1);
         let blocked =
             !ctx.for_backward && tl > 1 && tl * b * gh > PROJ_BLOCK_MIN.load(std::sync::atomic::Ordering::Relaxed);
         let nt = if blocked {
             (PROJ_BLOCK.load(std::sync::atomic::Ordering::Relaxed) / (max_bc * gh))
-                .max(49usize.div_ceil(max_bc))
+                .max(BLOCK_MIN_ROWS.div_ceil(max_bc))
                 .clamp(1, tl)
         } else {
             tl
         };
+        // Steps a block can hold: nt, plus a short tail (fewer than 49 rows) joined to it.
+        let cap = (nt + BLOCK_MIN_ROWS.div_ceil(min_bc) - 1).min(tl);
         if blocked {
-            sv.p.resize(nt * b * gh, T::zero());
+            sv.p.resize(cap * b * gh, T::zero());
         } else {
             sv.p.resize(tl * b * gh, T::zero());
             fill_bias(&mut sv.p, self.use_bias.then(|| &self.bias.value[..gh]));
@@ -560,7 +568,7 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
             let lens = |n: usize, w: usize| chunks.iter().map(move |(r0, r1)| n * (r1 - r0) * w).collect::<Vec<_>>();
             let ps: Vec<Proj<T>> = if blocked {
                 let xs = split_lens_ref(&sv.x_tm, lens(tl, f).into_iter());
-                let bufs = split_lens(&mut sv.p, lens(nt, gh).into_iter());
+                let bufs = split_lens(&mut sv.p, lens(cap, gh).into_iter());
                 xs.into_iter().zip(bufs).map(|(x, buf)| Proj::Blocked { x, f, nt, buf }).collect()
             } else {
                 split_lens_ref(&sv.p, lens(tl, gh).into_iter()).into_iter().map(Proj::All).collect()
@@ -969,21 +977,27 @@ fn forward_chunk<T: Scalar, C: Cell<T>>(
     let ChunkFwd { bc, mut p, hr, mut states, cache, out, rmask, mask } = ch;
     let (gh, cw, bh) = (cell.gates() * h, cell.cache_width(), bc * h);
     let s = states.len();
+    let mut block_end = 0; // Proj::Blocked: the block in `buf` holds steps block_start..block_end
+    let mut block_start = 0;
     for t in 0..tl {
         // This step's input projection.
         let p_t: &[T] = match &mut p {
             Proj::All(p) => &p[t * bc * gh..(t + 1) * bc * gh],
             Proj::Blocked { x, f, nt, buf } => {
-                let (f, nt) = (*f, *nt);
-                if t % nt == 0 {
-                    let rows = nt.min(tl - t) * bc;
-                    let buf = &mut buf[..rows * gh];
+                let f = *f;
+                if t == block_end {
+                    let mut n = (*nt).min(tl - t);
+                    if (tl - t - n) * bc < BLOCK_MIN_ROWS {
+                        n = tl - t;
+                    }
+                    (block_start, block_end) = (t, t + n);
+                    let buf = &mut buf[..n * bc * gh];
                     let bias = w.bias.map(|b| &b[..gh]);
                     fill_bias(buf, bias);
                     let acc = if bias.is_some() { Acc::Add } else { Acc::Overwrite };
-                    gemm(rows, gh, f, &x[t * bc * f..], f, false, w.kernel, gh, false, buf, gh, acc);
+                    gemm(n * bc, gh, f, &x[t * bc * f..], f, false, w.kernel, gh, false, buf, gh, acc);
                 }
-                &buf[(t % nt) * bc * gh..(t % nt + 1) * bc * gh]
+                &buf[(t - block_start) * bc * gh..(t - block_start + 1) * bc * gh]
             }
         };
         let (st_prev, st_next, k) = (slots.state(t), slots.state(t + 1), slots.step(t));

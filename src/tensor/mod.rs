@@ -4,6 +4,10 @@
 mod pool;
 mod small;
 
+/// Products with at most this many rows take the few-row kernels (float32 on AVX-512), which
+/// sum in their own order: callers that need the same bits as a larger product keep above it.
+pub(crate) const SMALL_MAX_ROWS: usize = small::MAX_ROWS;
+
 use crate::error::{Error, Result};
 use std::fmt::{Debug, Display};
 
