@@ -278,23 +278,27 @@ fn after_forward_kernel<T: Scalar, R: Act, A: Act>(
         let (prr, ph) = rest.split_at_mut(h);
         let (az, rest) = ar.split_at_mut(h);
         let (arr, ah) = rest.split_at_mut(h);
-        let (xz, xr, xh) = (&pp[..h], &pp[h..2 * h], &pp[2 * h..]);
-        for j in 0..h {
-            let mh = ph[j];
-            er[j] = mh;
-            // z = σ(x_z + m_z);  r = σ(x_r + m_r);  hh = tanh(x_h + r ⊙ m_h)
-            let vz = pz[j] + xz[j];
-            let vr = prr[j] + xr[j];
-            pz[j] = vz;
-            prr[j] = vr;
-            let (z, rr) = (ra.f(vz), ra.f(vr));
-            let vh = xh[j] + rr * mh;
-            ph[j] = vh;
+        let (xz, xr, xh) = (&pp[..h], &pp[h..2 * h], &pp[2 * h..3 * h]);
+        // Gate by gate, each a simple loop over h values that vectorises.
+        er.copy_from_slice(ph);
+        // z = σ(x_z + m_z);  r = σ(x_r + m_r)
+        for ((pv, av), &xv) in pz.iter_mut().zip(az.iter_mut()).zip(xz) {
+            *pv += xv;
+            *av = ra.f(*pv);
+        }
+        for ((pv, av), &xv) in prr.iter_mut().zip(arr.iter_mut()).zip(xr) {
+            *pv += xv;
+            *av = ra.f(*pv);
+        }
+        // hh = tanh(x_h + r ⊙ m_h);  h_t = z ⊙ h_{t-1} + (1 - z) ⊙ hh
+        for (((((pv, av), &xv), &rv), &zv), (&hpv, hnv)) in
+            ph.iter_mut().zip(ah.iter_mut()).zip(xh).zip(&*arr).zip(&*az).zip(hpr.iter().zip(hnr.iter_mut()))
+        {
+            let vh = xv + rv * *pv;
+            *pv = vh;
             let hh = act.f(vh);
-            az[j] = z;
-            arr[j] = rr;
-            ah[j] = hh;
-            hnr[j] = z * hpr[j] + (T::one() - z) * hh;
+            *av = hh;
+            *hnv = zv * hpv + (T::one() - zv) * hh;
         }
     }
 }
@@ -331,6 +335,11 @@ fn after_backward_kernel<T: Scalar, R: Act, A: Act>(
         let (dr_, dh_) = rest.split_at_mut(h);
         let (rz, rest) = drr.split_at_mut(h);
         let (rr_, rh_) = rest.split_at_mut(h);
+        // Exactly h values each: no bounds checks in the loop, which then vectorises.
+        let (pz, pr_, ph, az, ar_, ah) = (&pz[..h], &pr_[..h], &ph[..h], &az[..h], &ar_[..h], &ah[..h]);
+        let (er, hpr, dhr, dhp) = (&er[..h], &hpr[..h], &dhr[..h], &mut dhp[..h]);
+        let (dz_, dr_, dh_, rz, rr_, rh_) =
+            (&mut dz_[..h], &mut dr_[..h], &mut dh_[..h], &mut rz[..h], &mut rr_[..h], &mut rh_[..h]);
         for j in 0..h {
             let (z, rr, hh) = (az[j], ar_[j], ah[j]);
             // h = z ⊙ h_{t-1} + (1 - z) ⊙ hh
