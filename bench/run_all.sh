@@ -3,7 +3,7 @@
 # PyTorch script and the Keras script workload by workload on this machine and prints one table
 # (also written to bench/results/comparison.md and comparison.json).
 #
-#   bench/run_all.sh                         # everything (about 30-40 min on 2 cores)
+#   bench/run_all.sh                         # everything (about 15 min on 2 cores)
 #   bench/run_all.sh --workloads S1,M1 --skip keras --quick
 #
 # Options are bench/compare.py's. The Python is the peers venv made by bench/setup_peers.sh
