@@ -11,6 +11,7 @@ use crate::loss::Loss;
 use crate::optim::Optimizer;
 use crate::tensor::{Scalar, Tensor};
 use rand::seq::SliceRandom;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
@@ -157,12 +158,19 @@ impl<T: Scalar> Sequential<T> {
         self.check_input(x, "training data")?;
         self.check_targets(x, y, "training")?;
 
-        // Keras 3: split before shuffling; the first floor(N (1 - v)) samples train.
+        // Keras 3: split before shuffling; the first floor(N (1 - v)) samples train. The data
+        // is borrowed where it is used whole (a copy of a large set costs more than an epoch of
+        // a small model).
         let n = x.batch();
-        let (xt, yt, val) = if let Some((xv, yv)) = &opts.validation_data {
+        let (xt, yt, val): (Cow<Tensor<T>>, Cow<Tensor<T>>, Option<(Cow<Tensor<T>>, Cow<Tensor<T>>)>) = if let Some((
+            xv,
+            yv,
+        )) =
+            &opts.validation_data
+        {
             self.check_input(xv, "validation data")?;
             self.check_targets(xv, yv, "validation")?;
-            (x.clone(), y.clone(), Some((xv.clone(), yv.clone())))
+            (Cow::Borrowed(x), Cow::Borrowed(y), Some((Cow::Borrowed(xv), Cow::Borrowed(yv))))
         } else if opts.validation_split > 0.0 {
             let split = ((n as f64) * (1.0 - opts.validation_split)).floor() as usize;
             if split == 0 || split == n {
@@ -172,9 +180,10 @@ impl<T: Scalar> Sequential<T> {
                     n - split
                 )));
             }
-            (x.slice_batch(0, split), y.slice_batch(0, split), Some((x.slice_batch(split, n), y.slice_batch(split, n))))
+            let (xv, yv) = (Cow::Owned(x.slice_batch(split, n)), Cow::Owned(y.slice_batch(split, n)));
+            (Cow::Owned(x.slice_batch(0, split)), Cow::Owned(y.slice_batch(0, split)), Some((xv, yv)))
         } else {
-            (x.clone(), y.clone(), None)
+            (Cow::Borrowed(x), Cow::Borrowed(y), None)
         };
 
         let mut history = History::default();
@@ -195,9 +204,9 @@ impl<T: Scalar> Sequential<T> {
             for bi in 0..nb {
                 let idx = &order[bi * opts.batch_size..((bi + 1) * opts.batch_size).min(order.len())];
                 let (xb, yb) = if idx.len() == xt.batch() && !opts.shuffle {
-                    (xt.clone(), yt.clone())
+                    (Cow::Borrowed(&*xt), Cow::Borrowed(&*yt))
                 } else {
-                    (xt.gather_batch(idx), yt.gather_batch(idx))
+                    (Cow::Owned(xt.gather_batch(idx)), Cow::Owned(yt.gather_batch(idx)))
                 };
                 let pred = self.run(&xb, true, true, None, None)?;
                 let mut g = Tensor::zeros(&pred.shape);
