@@ -12,6 +12,9 @@ use crate::optim::Optimizer;
 use crate::tensor::{Scalar, Tensor};
 use rand::seq::SliceRandom;
 use std::borrow::Cow;
+
+/// Inputs and targets, borrowed or owned.
+type DataPair<'a, T> = (Cow<'a, Tensor<T>>, Cow<'a, Tensor<T>>);
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
@@ -162,15 +165,10 @@ impl<T: Scalar> Sequential<T> {
         // is borrowed where it is used whole (a copy of a large set costs more than an epoch of
         // a small model).
         let n = x.batch();
-        let (xt, yt, val): (Cow<Tensor<T>>, Cow<Tensor<T>>, Option<(Cow<Tensor<T>>, Cow<Tensor<T>>)>) = if let Some((
-            xv,
-            yv,
-        )) =
-            &opts.validation_data
-        {
+        let ((xt, yt), val): (DataPair<T>, Option<DataPair<T>>) = if let Some((xv, yv)) = &opts.validation_data {
             self.check_input(xv, "validation data")?;
             self.check_targets(xv, yv, "validation")?;
-            (Cow::Borrowed(x), Cow::Borrowed(y), Some((Cow::Borrowed(xv), Cow::Borrowed(yv))))
+            ((Cow::Borrowed(x), Cow::Borrowed(y)), Some((Cow::Borrowed(xv), Cow::Borrowed(yv))))
         } else if opts.validation_split > 0.0 {
             let split = ((n as f64) * (1.0 - opts.validation_split)).floor() as usize;
             if split == 0 || split == n {
@@ -181,9 +179,9 @@ impl<T: Scalar> Sequential<T> {
                 )));
             }
             let (xv, yv) = (Cow::Owned(x.slice_batch(split, n)), Cow::Owned(y.slice_batch(split, n)));
-            (Cow::Owned(x.slice_batch(0, split)), Cow::Owned(y.slice_batch(0, split)), Some((xv, yv)))
+            ((Cow::Owned(x.slice_batch(0, split)), Cow::Owned(y.slice_batch(0, split))), Some((xv, yv)))
         } else {
-            (Cow::Borrowed(x), Cow::Borrowed(y), None)
+            ((Cow::Borrowed(x), Cow::Borrowed(y)), None)
         };
 
         let mut history = History::default();
