@@ -29,11 +29,19 @@ import time
 import numpy as np
 
 # ---------------------------------------------------------------------------- seed data
-SEED_X = [2.0 * i for i in range(1, 21)]
-SEED_Y = [-0.03077640549, -0.08336233266, -0.1446729567, -0.2116753732, -0.2830637392,
-          -0.3581341341, -0.436462435, -0.5177783846, -0.6019067271, -0.6887363571,
-          -0.7782028952, -0.8702784034, -0.9649652536, -1.062292565, -1.16231451,
-          -1.265109911, -1.370782966, -1.479465113, -1.591317992, -1.70653767]
+SEED_CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "seed_ccd_pairing_g0.5.csv")
+
+
+def load_seed_series(path=SEED_CSV):
+    """The seed note's series from the repository's bundled CSV (columns N, energy)."""
+    with open(path) as f:
+        rows = [line.strip().split(",") for line in f if line.strip() and not line.startswith("#")]
+    header, body = rows[0], rows[1:]
+    ix, iy = header.index("N"), header.index("energy")
+    return [float(r[ix]) for r in body], [float(r[iy]) for r in body]
+
+
+SEED_X, SEED_Y = load_seed_series()
 SEED_TRAIN = 12
 SEED_VALIDATION_SPLIT = 0.05
 

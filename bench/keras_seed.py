@@ -24,11 +24,9 @@ import keras  # noqa: E402
 from keras.layers import GRU, LSTM, Dense, Input, SimpleRNN  # noqa: E402
 from keras.models import Model  # noqa: E402
 
-X_TOT = np.arange(2, 42, 2)
-Y_TOT = np.array([-0.03077640549, -0.08336233266, -0.1446729567, -0.2116753732, -0.2830637392,
-                  -0.3581341341, -0.436462435, -0.5177783846, -0.6019067271, -0.6887363571,
-                  -0.7782028952, -0.8702784034, -0.9649652536, -1.062292565, -1.16231451,
-                  -1.265109911, -1.370782966, -1.479465113, -1.591317992, -1.70653767])
+from bench_common import load_seed_series  # noqa: E402
+
+X_TOT, Y_TOT = (np.array(v) for v in load_seed_series())
 DIM = 12
 
 

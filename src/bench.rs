@@ -59,37 +59,19 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
 
-/// The seed note's inputs: X = 2, 4, ..., 40.
+/// The seed note's inputs: X = 2, 4, ..., 40 (the bundled series' x).
 pub fn seed_x() -> Vec<f64> {
-    (1..=20).map(|i| 2.0 * i as f64).collect()
+    crate::datasets::seed_series().x
 }
 
-/// The seed note's 20-point coupled-cluster energy series.
-pub const SEED_Y: [f64; 20] = [
-    -0.03077640549,
-    -0.08336233266,
-    -0.1446729567,
-    -0.2116753732,
-    -0.2830637392,
-    -0.3581341341,
-    -0.436462435,
-    -0.5177783846,
-    -0.6019067271,
-    -0.6887363571,
-    -0.7782028952,
-    -0.8702784034,
-    -0.9649652536,
-    -1.062292565,
-    -1.16231451,
-    -1.265109911,
-    -1.370782966,
-    -1.479465113,
-    -1.591317992,
-    -1.70653767,
-];
+/// The seed note's 20-point coupled-cluster energy series (the bundled
+/// `data/seed_ccd_pairing_g0.5.csv`, the one source of it).
+pub fn seed_y() -> Vec<f64> {
+    crate::datasets::seed_series().y.iter().map(|r| r[0]).collect()
+}
 
 /// Points of the seed series used for training.
-pub const SEED_TRAIN: usize = 12;
+pub use crate::datasets::SEED_TRAIN;
 /// The seed's validation split.
 pub const SEED_VALIDATION_SPLIT: f64 = 0.05;
 
@@ -183,18 +165,19 @@ impl DataSpec {
     pub fn generate(&self) -> Result<(Tensor<f32>, Option<Tensor<f32>>)> {
         match *self {
             DataSpec::SeedWindows => {
+                let sy = seed_y();
                 let n = SEED_TRAIN - 2;
                 let mut x = Vec::with_capacity(2 * n);
                 let mut y = Vec::with_capacity(n);
                 for i in 0..n {
-                    x.extend_from_slice(&SEED_Y[i..i + 2]);
-                    y.push(SEED_Y[i + 2]);
+                    x.extend_from_slice(&sy[i..i + 2]);
+                    y.push(sy[i + 2]);
                 }
                 Ok((Tensor::from_f64(&[n, 2, 1], &x)?, Some(Tensor::from_f64(&[n, 1], &y)?)))
             }
             DataSpec::SeedXy => Ok((
                 Tensor::from_f64(&[SEED_TRAIN, 1, 1], &seed_x()[..SEED_TRAIN])?,
-                Some(Tensor::from_f64(&[SEED_TRAIN, 1], &SEED_Y[..SEED_TRAIN])?),
+                Some(Tensor::from_f64(&[SEED_TRAIN, 1], &seed_y()[..SEED_TRAIN])?),
             )),
             DataSpec::Series { windows, len, features, lag } => {
                 let o = lag * (features - 1);
@@ -382,7 +365,7 @@ pub fn phase_flop(w: &Workload) -> u64 {
     match &w.phase {
         Phase::SeedFit { epochs } => {
             let (tr, va) = seed_split(n as usize);
-            *epochs as u64 * (3 * fwd * tr as u64 + fwd * va as u64) + fwd * (SEED_Y.len() - SEED_TRAIN) as u64
+            *epochs as u64 * (3 * fwd * tr as u64 + fwd * va as u64) + fwd * (seed_x().len() - SEED_TRAIN) as u64
         }
         Phase::Epoch => 3 * fwd * n,
         Phase::Predict => fwd * n,
@@ -608,17 +591,7 @@ pub struct BenchResult {
 
 /// The median (the mean of the two middle values for an even count); NaN for none.
 pub fn median(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        0.5 * (s[n / 2 - 1] + s[n / 2])
-    }
+    crate::experiment::stats(v).0
 }
 
 fn median_opt(v: impl Iterator<Item = Option<f64>>) -> Option<f64> {
@@ -699,6 +672,7 @@ pub fn run_workload(w: &Workload, repeats: Option<usize>, threads: Option<usize>
             let (x, y) = w.data.generate()?;
             let y = y.as_ref().unwrap_or(&x);
             let xy = w.data == DataSpec::SeedXy;
+            let (sx, sy) = (seed_x(), seed_y());
             for r in 0..repeats {
                 let mut m = build_model(w, r as u64)?;
                 params = Some(m.param_count());
@@ -709,9 +683,9 @@ pub fn run_workload(w: &Workload, repeats: Option<usize>, threads: Option<usize>
                     .verbose(false);
                 let t0 = Instant::now();
                 let h = m.fit(&x, y, &opts, &mut [])?;
-                let pred = extrapolate(&mut m, xy)?;
+                let pred = extrapolate(&mut m, xy, &sx, &sy)?;
                 let secs = t0.elapsed().as_secs_f64();
-                let mse = pred.iter().zip(SEED_Y.iter()).map(|(p, t)| (p - t) * (p - t)).sum::<f64>() / 20.0;
+                let mse = pred.iter().zip(&sy).map(|(p, t)| (p - t) * (p - t)).sum::<f64>() / sy.len() as f64;
                 res.runs.push(RunRecord {
                     seconds: secs,
                     final_loss: h.loss().last().copied(),
@@ -774,16 +748,15 @@ pub fn run_workload(w: &Workload, repeats: Option<usize>, threads: Option<usize>
 }
 
 /// The seed's extrapolation: the 20-point series with points 13..20 predicted (recursively from
-/// the last two training points for the window models, from x for S5).
-fn extrapolate(m: &mut Sequential<f32>, xy: bool) -> Result<Vec<f64>> {
-    let mut pred: Vec<f64> = SEED_Y[..SEED_TRAIN].to_vec();
+/// the last two training points for the window models, from x for S5), given the series `sx`, `sy`.
+fn extrapolate(m: &mut Sequential<f32>, xy: bool, sx: &[f64], sy: &[f64]) -> Result<Vec<f64>> {
+    let mut pred: Vec<f64> = sy[..SEED_TRAIN].to_vec();
     if xy {
-        let xs = seed_x();
-        let x = Tensor::<f32>::from_f64(&[20 - SEED_TRAIN, 1, 1], &xs[SEED_TRAIN..])?;
+        let x = Tensor::<f32>::from_f64(&[sx.len() - SEED_TRAIN, 1, 1], &sx[SEED_TRAIN..])?;
         pred.extend(m.predict(&x, 32)?.to_f64());
     } else {
-        let (mut a, mut b) = (SEED_Y[SEED_TRAIN - 2], SEED_Y[SEED_TRAIN - 1]);
-        for _ in SEED_TRAIN..SEED_Y.len() {
+        let (mut a, mut b) = (sy[SEED_TRAIN - 2], sy[SEED_TRAIN - 1]);
+        for _ in SEED_TRAIN..sy.len() {
             let x = Tensor::<f32>::from_f64(&[1, 2, 1], &[a, b])?;
             let p = m.predict(&x, 32)?.data[0] as f64;
             pred.push(p);
@@ -1106,7 +1079,7 @@ mod tests {
         let (x, y) = DataSpec::SeedWindows.generate().unwrap();
         let y = y.unwrap();
         assert_eq!((x.shape.clone(), y.shape.clone()), (vec![10, 2, 1], vec![10, 1]));
-        assert_eq!(y.data[9], SEED_Y[11] as f32);
+        assert_eq!(y.data[9], -0.8702784034f64 as f32); // the note's 12th point
     }
 
     #[test]
