@@ -109,19 +109,8 @@ struct Table {
 fn read_csv_table(path: &Path, columns: Option<&[String]>, label: Option<&str>) -> Result<(Table, Option<Vec<f64>>)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let origin = path.display().to_string();
-    let mut rdr = csv::ReaderBuilder::new().comment(Some(b'#')).trim(csv::Trim::All).from_reader(text.as_bytes());
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|e| Error::data(format!("{origin}: cannot read the header row: {e}")))?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let col = |name: &str| -> Result<usize> {
-        header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| Error::data(format!("{origin}: no column named '{name}' (columns: {})", header.join(", "))))
-    };
+    let (mut rdr, header) = crate::datasets::csv_with_header(&text, &origin)?;
+    let col = |name: &str| crate::datasets::column_index(&header, name, &origin);
     let label_col = label.map(col).transpose()?;
     let feature_cols: Vec<usize> = match columns {
         Some(c) => c.iter().map(|n| col(n)).collect::<Result<_>>()?,

@@ -108,8 +108,9 @@ pub fn read_csv(path: &Path, x: &str, ys: &[String]) -> Result<Series> {
     parse_csv(&text, x, ys, &path.display().to_string())
 }
 
-/// Parses CSV text (header row, comma separated, `#` comment lines allowed).
-pub fn parse_csv(text: &str, x: &str, ys: &[String], origin: &str) -> Result<Series> {
+/// A CSV reader over `text` (comma separated, `#` comment lines, cells trimmed) and its
+/// header row; `origin` names the source in errors.
+pub(crate) fn csv_with_header<'a>(text: &'a str, origin: &str) -> Result<(csv::Reader<&'a [u8]>, Vec<String>)> {
     let mut rdr = csv::ReaderBuilder::new().comment(Some(b'#')).trim(csv::Trim::All).from_reader(text.as_bytes());
     let header: Vec<String> = rdr
         .headers()
@@ -117,12 +118,21 @@ pub fn parse_csv(text: &str, x: &str, ys: &[String], origin: &str) -> Result<Ser
         .iter()
         .map(str::to_string)
         .collect();
-    let col = |name: &str| -> Result<usize> {
-        header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| Error::data(format!("{origin}: no column named '{name}' (columns: {})", header.join(", "))))
-    };
+    Ok((rdr, header))
+}
+
+/// The position of column `name` in `header`, or an error listing the columns there are.
+pub(crate) fn column_index(header: &[String], name: &str, origin: &str) -> Result<usize> {
+    header
+        .iter()
+        .position(|h| h == name)
+        .ok_or_else(|| Error::data(format!("{origin}: no column named '{name}' (columns: {})", header.join(", "))))
+}
+
+/// Parses CSV text (header row, comma separated, `#` comment lines allowed).
+pub fn parse_csv(text: &str, x: &str, ys: &[String], origin: &str) -> Result<Series> {
+    let (mut rdr, header) = csv_with_header(text, origin)?;
+    let col = |name: &str| column_index(&header, name, origin);
     let xi = col(x)?;
     let yi: Vec<usize> = ys.iter().map(|n| col(n)).collect::<Result<_>>()?;
     let (mut xs, mut yv) = (Vec::new(), Vec::new());

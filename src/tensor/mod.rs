@@ -444,7 +444,7 @@ pub fn gemm<T: Scalar>(
             let b_part = if tb { &b[s0 * ldb..] } else { &b[s0..] };
             // SAFETY: columns s0..s1 of C are this part's alone; the kernel writes nothing else.
             unsafe {
-                gemm_raw(m, s1 - s0, k, a, lda, ta, b_part, ldb, tb, cp.0.add(s0), ldc, acc);
+                gemm_raw(m, s1 - s0, k, a, lda, ta, b_part, ldb, tb, cp.0.add(s0), ldc, acc, gemm::Parallelism::None);
             }
         }
     });
@@ -456,7 +456,7 @@ struct SendPtr<T>(*mut T);
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
 
-/// [`gemm_kernel`] on a raw destination (rows of `ldc` values, `n` columns used).
+/// The gemm crate's product on a raw destination (rows of `ldc` values, `n` columns used).
 ///
 /// # Safety
 /// `c` must be valid for writes at `i * ldc + j` for i < m, j < n, and no other thread may
@@ -475,6 +475,7 @@ unsafe fn gemm_raw<T: Scalar>(
     c: *mut T,
     ldc: usize,
     acc: Acc,
+    par: gemm::Parallelism,
 ) {
     let (a_rs, a_cs) = if ta { (1isize, lda as isize) } else { (lda as isize, 1isize) };
     let (b_rs, b_cs) = if tb { (1isize, ldb as isize) } else { (ldb as isize, 1isize) };
@@ -497,10 +498,11 @@ unsafe fn gemm_raw<T: Scalar>(
         false,
         false,
         false,
-        gemm::Parallelism::None,
+        par,
     );
 }
 
+/// The one call into the gemm crate, on a checked destination slice.
 #[allow(clippy::too_many_arguments)]
 fn gemm_kernel<T: Scalar>(
     m: usize,
@@ -517,32 +519,8 @@ fn gemm_kernel<T: Scalar>(
     acc: Acc,
     par: gemm::Parallelism,
 ) {
-    let (a_rs, a_cs) = if ta { (1isize, lda as isize) } else { (lda as isize, 1isize) };
-    let (b_rs, b_cs) = if tb { (1isize, ldb as isize) } else { (ldb as isize, 1isize) };
-    // SAFETY: the caller checked the extents; T is f32 or f64, which the kernel supports.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            ldc as isize,
-            acc == Acc::Add,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            par,
-        );
-    }
+    // SAFETY: the caller checked the extents of `c`, which this call borrows whole.
+    unsafe { gemm_raw(m, n, k, a, lda, ta, b, ldb, tb, c.as_mut_ptr(), ldc, acc, par) }
 }
 
 /// Writes the transpose of `src` (rows, cols) into `dst` (cols, rows), in 16 x 16 tiles so

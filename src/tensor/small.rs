@@ -24,6 +24,26 @@ use std::arch::x86_64::*;
 /// Largest row count these kernels take.
 pub const MAX_ROWS: usize = 48;
 
+/// Calls `kernel::<MR>(args)` with the const row count MR = `rows` (1 to 12).
+macro_rules! by_rows {
+    ($rows:expr, $kernel:ident($($arg:expr),*)) => {
+        match $rows {
+            1 => $kernel::<1>($($arg),*),
+            2 => $kernel::<2>($($arg),*),
+            3 => $kernel::<3>($($arg),*),
+            4 => $kernel::<4>($($arg),*),
+            5 => $kernel::<5>($($arg),*),
+            6 => $kernel::<6>($($arg),*),
+            7 => $kernel::<7>($($arg),*),
+            8 => $kernel::<8>($($arg),*),
+            9 => $kernel::<9>($($arg),*),
+            10 => $kernel::<10>($($arg),*),
+            11 => $kernel::<11>($($arg),*),
+            _ => $kernel::<12>($($arg),*),
+        }
+    };
+}
+
 /// Splits m rows into blocks of at most 12.
 fn row_blocks(m: usize) -> impl Iterator<Item = (usize, usize)> {
     let nb = m.div_ceil(12).max(1);
@@ -48,22 +68,7 @@ pub fn nn(
         let (a, c) = (&a[r0 * lda..], &mut c[r0 * ldc..]);
         // SAFETY: AVX-512F is present (checked by the caller) and every access below stays
         // inside rows r0..r1 of A and C, and rows 0..k of B, columns 0..n.
-        unsafe {
-            match r1 - r0 {
-                1 => nn_block::<1>(n, k, a, lda, b, ldb, c, ldc, add),
-                2 => nn_block::<2>(n, k, a, lda, b, ldb, c, ldc, add),
-                3 => nn_block::<3>(n, k, a, lda, b, ldb, c, ldc, add),
-                4 => nn_block::<4>(n, k, a, lda, b, ldb, c, ldc, add),
-                5 => nn_block::<5>(n, k, a, lda, b, ldb, c, ldc, add),
-                6 => nn_block::<6>(n, k, a, lda, b, ldb, c, ldc, add),
-                7 => nn_block::<7>(n, k, a, lda, b, ldb, c, ldc, add),
-                8 => nn_block::<8>(n, k, a, lda, b, ldb, c, ldc, add),
-                9 => nn_block::<9>(n, k, a, lda, b, ldb, c, ldc, add),
-                10 => nn_block::<10>(n, k, a, lda, b, ldb, c, ldc, add),
-                11 => nn_block::<11>(n, k, a, lda, b, ldb, c, ldc, add),
-                _ => nn_block::<12>(n, k, a, lda, b, ldb, c, ldc, add),
-            }
-        }
+        unsafe { by_rows!(r1 - r0, nn_block(n, k, a, lda, b, ldb, c, ldc, add)) }
     }
 }
 
@@ -137,22 +142,7 @@ pub fn nt(
     for (r0, r1) in row_blocks(m) {
         let (a, c) = (&a[r0 * lda..], &mut c[r0 * ldc..]);
         // SAFETY: as in `nn`.
-        unsafe {
-            match r1 - r0 {
-                1 => nt_block::<1>(n, k, a, lda, b, ldb, c, ldc, add),
-                2 => nt_block::<2>(n, k, a, lda, b, ldb, c, ldc, add),
-                3 => nt_block::<3>(n, k, a, lda, b, ldb, c, ldc, add),
-                4 => nt_block::<4>(n, k, a, lda, b, ldb, c, ldc, add),
-                5 => nt_block::<5>(n, k, a, lda, b, ldb, c, ldc, add),
-                6 => nt_block::<6>(n, k, a, lda, b, ldb, c, ldc, add),
-                7 => nt_block::<7>(n, k, a, lda, b, ldb, c, ldc, add),
-                8 => nt_block::<8>(n, k, a, lda, b, ldb, c, ldc, add),
-                9 => nt_block::<9>(n, k, a, lda, b, ldb, c, ldc, add),
-                10 => nt_block::<10>(n, k, a, lda, b, ldb, c, ldc, add),
-                11 => nt_block::<11>(n, k, a, lda, b, ldb, c, ldc, add),
-                _ => nt_block::<12>(n, k, a, lda, b, ldb, c, ldc, add),
-            }
-        }
+        unsafe { by_rows!(r1 - r0, nt_block(n, k, a, lda, b, ldb, c, ldc, add)) }
     }
 }
 
