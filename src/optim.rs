@@ -298,6 +298,19 @@ impl Optimizer {
     }
 
     fn step_inner<T: Scalar>(&mut self, params: &mut [&mut Param<T>], zero: bool) {
+        let lens: Vec<usize> = params.iter().map(|p| p.value.len()).collect();
+        let (rule, slots) = self.begin_step::<T>(&lens);
+        let global = rule.global_scale(params);
+        rule.update(params, slots, global, zero);
+        self.end_step();
+    }
+
+    /// Starts one step over variables of lengths `lens` (in the order they will be updated):
+    /// the step's rule and hyper-parameters, and one slot set per variable (created, zeroed, on
+    /// the first step or when the variables change). [`StepRule::update`] then updates the
+    /// variables, all at once or group by group (each variable once), and
+    /// [`Optimizer::end_step`] counts the step.
+    pub(crate) fn begin_step<T: Scalar>(&mut self, lens: &[usize]) -> (StepRule<T>, &mut [Vec<Vec<T>>]) {
         let nslots = match self.rule {
             Rule::Adam { amsgrad, .. } | Rule::AdamW { amsgrad, .. } => 2 + amsgrad as usize,
             Rule::Sgd { momentum, .. } => (momentum != 0.0) as usize,
@@ -305,163 +318,196 @@ impl Optimizer {
         };
         let lr = T::of(r32(self.learning_rate()));
         let t = self.iterations + 1;
-        let rule = self.rule.clone();
+        let rule = StepRule { rule: self.rule.clone(), clip: self.clip, lr, t };
         let slots: &mut Vec<Vec<Vec<T>>> = T::slots(&mut self.slots);
-        if slots.len() != params.len()
-            || slots
-                .iter()
-                .zip(params.iter())
-                .any(|(s, p)| s.len() != nslots || s.iter().any(|v| v.len() != p.value.len()))
+        if slots.len() != lens.len()
+            || slots.iter().zip(lens).any(|(s, &n)| s.len() != nslots || s.iter().any(|v| v.len() != n))
         {
-            *slots = params.iter().map(|p| vec![vec![T::zero(); p.value.len()]; nslots]).collect();
+            *slots = lens.iter().map(|&n| vec![vec![T::zero(); n]; nslots]).collect();
         }
+        (rule, slots.as_mut_slice())
+    }
 
-        // Clipping as scale factors (norms) or a clamp (values); gradients stay untouched.
-        let mut scale = vec![T::one(); params.len()];
-        if let Some(c) = self.clip.clipnorm {
-            for (s, p) in scale.iter_mut().zip(params.iter()) {
-                let n = p.grad.iter().map(|v| v.f64() * v.f64()).sum::<f64>().sqrt();
-                if n > c {
-                    *s = T::of(c / n);
-                }
-            }
-        } else if let Some(c) = self.clip.global_clipnorm {
+    /// Counts the step begun by [`Optimizer::begin_step`].
+    pub(crate) fn end_step(&mut self) {
+        self.iterations += 1;
+    }
+}
+
+/// One step's rule and hyper-parameters (learning rate, step number), from
+/// [`Optimizer::begin_step`]. Each variable's update depends only on its own gradient and
+/// slots (and, with `global_clipnorm`, on the global norm given to it), so variables may be
+/// updated in any grouping and order, on any thread, with the same result.
+#[derive(Clone, Debug)]
+pub(crate) struct StepRule<T> {
+    rule: Rule,
+    clip: Clip,
+    lr: T,
+    t: u64,
+}
+
+impl<T: Scalar> StepRule<T> {
+    /// The gradient scale of global-norm clipping over all `params` (1 without it).
+    pub(crate) fn global_scale(&self, params: &[&mut Param<T>]) -> T {
+        if let Some(c) = self.clip.global_clipnorm {
             let n = params.iter().flat_map(|p| p.grad.iter()).map(|v| v.f64() * v.f64()).sum::<f64>().sqrt();
             if n > c {
-                scale.iter_mut().for_each(|s| *s = T::of(c / n));
+                return T::of(c / n);
             }
         }
+        T::one()
+    }
+
+    /// Updates `params` from their `grad` buffers, `slots[i]` being `params[i]`'s slots;
+    /// `global` is [`StepRule::global_scale`] of the whole step. With `zero`, every gradient is
+    /// left at zero (for Adam in the same pass). The pieces (see [`StepRule::pieces`]) are
+    /// shared out over the threads when there are many.
+    pub(crate) fn update(&self, params: &mut [&mut Param<T>], slots: &mut [Vec<Vec<T>>], global: T, zero: bool) {
+        let pieces = self.pieces(params.iter_mut().map(|p| &mut **p), slots, global);
+        // Weighted as ~40 operations per value: the pass is bound by moving 20-32 bytes a value.
+        let total: usize = pieces.iter().map(|pc| pc.value.len()).sum();
+        crate::tensor::parallel_chunks(pieces, 40.0 * total as f64, |pc| self.update_piece(pc, zero));
+    }
+
+    /// Cuts the variables into pieces of at most 32k values, each with its slots' matching
+    /// parts and the variable's gradient scale (clipping by norm: the whole variable's norm;
+    /// else `global`). The update is element-wise, so pieces may be updated in any order, on
+    /// any thread.
+    pub(crate) fn pieces<'p>(
+        &self,
+        params: impl IntoIterator<Item = &'p mut Param<T>>,
+        slots: &'p mut [Vec<Vec<T>>],
+        global: T,
+    ) -> Vec<Piece<'p, T>> {
+        const PIECE: usize = 1 << 15;
+        let mut out = Vec::new();
+        let mut params = params.into_iter();
+        for sl in slots.iter_mut() {
+            let p = params.next().expect("one variable per slot set");
+            let mut scale = global;
+            if let Some(c) = self.clip.clipnorm {
+                let n = p.grad.iter().map(|v| v.f64() * v.f64()).sum::<f64>().sqrt();
+                if n > c {
+                    scale = T::of(c / n);
+                }
+            }
+            let n = p.value.len();
+            let Param { value, grad, .. } = p;
+            let mut slot_chunks: Vec<_> = sl.iter_mut().map(|v| v[..n].chunks_mut(PIECE)).collect();
+            for (value, grad) in value.chunks_mut(PIECE).zip(grad[..n].chunks_mut(PIECE)) {
+                let slots = slot_chunks.iter_mut().map(|c| c.next().expect("same length")).collect();
+                out.push(Piece { value, grad, slots, scale });
+            }
+        }
+        assert!(params.next().is_none(), "one slot set per variable");
+        out
+    }
+
+    /// Updates one piece (see [`StepRule::pieces`]); with `zero`, leaves its gradient at zero.
+    pub(crate) fn update_piece(&self, pc: Piece<'_, T>, zero: bool) {
+        let Piece { value, grad, slots: mut sl, scale: sc } = pc;
+        let n = value.len();
+        let lr = self.lr;
         let clamp = self.clip.clipvalue.map(|c| (T::of(-c), T::of(c)));
-        let grad_at = |g: T, s: T| -> T {
-            let g = g * s;
+        let grad_at = |g: T| -> T {
+            let g = g * sc;
             match clamp {
                 Some((lo, hi)) => g.max(lo).min(hi),
                 None => g,
             }
         };
-
-        // Plain Adam, the common case: one vectorised pass per piece of 32k values, the pieces
-        // shared out over the threads when there are many (the update is element-wise, so the
-        // result does not depend on how they are shared).
-        if let (Rule::Adam { beta_1, beta_2, epsilon, amsgrad: false }, None) = (&rule, clamp) {
-            let b1 = T::of(r32(*beta_1));
-            let b2 = T::of(r32(*beta_2));
-            let alpha = lr * (T::one() - b2.powi(t as i32)).sqrt() / (T::one() - b1.powi(t as i32));
-            let (c1, c2, eps) = (T::of(1.0 - beta_1), T::of(1.0 - beta_2), T::of(*epsilon));
-            const PIECE: usize = 1 << 15;
-            let mut pieces = Vec::new();
-            let mut total = 0usize;
-            for ((p, sl), &sc) in params.iter_mut().zip(slots.iter_mut()).zip(&scale) {
-                let Param { value, grad, .. } = &mut **p;
-                total += value.len();
-                let (ms, vs) = sl.split_at_mut(1);
-                let pairs = value.chunks_mut(PIECE).zip(grad.chunks_mut(PIECE));
-                for ((w, g), (m, v)) in pairs.zip(ms[0].chunks_mut(PIECE).zip(vs[0].chunks_mut(PIECE))) {
-                    pieces.push((w, g, m, v, sc));
+        match self.rule {
+            Rule::Adam { beta_1, beta_2, epsilon, amsgrad } | Rule::AdamW { beta_1, beta_2, epsilon, amsgrad, .. } => {
+                if let Rule::AdamW { weight_decay, .. } = self.rule {
+                    // Keras: variable -= variable * weight_decay * learning_rate
+                    let wd = T::of(r32(weight_decay)) * lr;
+                    value.iter_mut().for_each(|w| *w -= *w * wd);
+                }
+                let b1 = T::of(r32(beta_1));
+                let b2 = T::of(r32(beta_2));
+                let t = self.t as i32;
+                let alpha = lr * (T::one() - b2.powi(t)).sqrt() / (T::one() - b1.powi(t));
+                let (c1, c2, eps) = (T::of(1.0 - beta_1), T::of(1.0 - beta_2), T::of(epsilon));
+                let mut it = sl.iter_mut();
+                let (ms, vs) = (it.next().expect("m"), it.next().expect("v"));
+                if amsgrad {
+                    let vh = it.next().expect("v_hat");
+                    for i in 0..n {
+                        let gi = grad_at(grad[i]);
+                        ms[i] += (gi - ms[i]) * c1;
+                        vs[i] += (gi * gi - vs[i]) * c2;
+                        vh[i] = vh[i].max(vs[i]);
+                        value[i] -= ms[i] * alpha / (vh[i].sqrt() + eps);
+                    }
+                } else if clamp.is_none() {
+                    // The hot path: one vectorised pass, zeroing included.
+                    adam_update(value, grad, ms, vs, sc, c1, c2, alpha, eps, zero);
+                    return;
+                } else {
+                    for i in 0..n {
+                        let gi = grad_at(grad[i]);
+                        ms[i] += (gi - ms[i]) * c1;
+                        vs[i] += (gi * gi - vs[i]) * c2;
+                        value[i] -= ms[i] * alpha / (vs[i].sqrt() + eps);
+                    }
                 }
             }
-            // Weighted as ~40 operations per value: the pass is bound by moving 20 bytes per value.
-            crate::tensor::parallel_chunks(pieces, 40.0 * total as f64, |(w, g, m, v, sc)| {
-                adam_update(w, g, m, v, sc, c1, c2, alpha, eps, zero)
-            });
-            self.iterations += 1;
-            return;
-        }
-
-        for (pi, p) in params.iter_mut().enumerate() {
-            let sc = scale[pi];
-            let sl = &mut slots[pi];
-            let Param { value, grad, .. } = &mut **p;
-            let n = value.len();
-            let (value, grad) = (&mut value[..n], &grad[..n]);
-            match rule {
-                Rule::Adam { beta_1, beta_2, epsilon, amsgrad }
-                | Rule::AdamW { beta_1, beta_2, epsilon, amsgrad, .. } => {
-                    if let Rule::AdamW { weight_decay, .. } = rule {
-                        // Keras: variable -= variable * weight_decay * learning_rate
-                        let wd = T::of(r32(weight_decay)) * lr;
-                        value.iter_mut().for_each(|w| *w -= *w * wd);
-                    }
-                    let b1 = T::of(r32(beta_1));
-                    let b2 = T::of(r32(beta_2));
-                    let alpha = lr * (T::one() - b2.powi(t as i32)).sqrt() / (T::one() - b1.powi(t as i32));
-                    let (c1, c2, eps) = (T::of(1.0 - beta_1), T::of(1.0 - beta_2), T::of(epsilon));
-                    let (ms, rest) = sl.split_at_mut(1);
-                    let (vs, vh) = rest.split_at_mut(1);
-                    let (ms, vs) = (&mut ms[0][..n], &mut vs[0][..n]);
-                    if amsgrad {
-                        let vh = &mut vh[0][..n];
-                        for i in 0..n {
-                            let gi = grad_at(grad[i], sc);
-                            ms[i] += (gi - ms[i]) * c1;
-                            vs[i] += (gi * gi - vs[i]) * c2;
-                            vh[i] = vh[i].max(vs[i]);
-                            value[i] -= ms[i] * alpha / (vh[i].sqrt() + eps);
-                        }
-                    } else if clamp.is_none() {
-                        // The hot path: plain Adam, one vectorised pass.
-                        adam_update(value, &mut grad.to_vec(), ms, vs, sc, c1, c2, alpha, eps, false);
-                    } else {
-                        for i in 0..n {
-                            let gi = grad_at(grad[i], sc);
-                            ms[i] += (gi - ms[i]) * c1;
-                            vs[i] += (gi * gi - vs[i]) * c2;
-                            value[i] -= ms[i] * alpha / (vs[i].sqrt() + eps);
-                        }
-                    }
-                }
-                Rule::Sgd { momentum, nesterov } => {
-                    if momentum == 0.0 {
-                        for i in 0..n {
-                            value[i] -= grad_at(grad[i], sc) * lr;
-                        }
-                    } else {
-                        let mu = T::of(r32(momentum));
-                        let mom = &mut sl[0][..n];
-                        for i in 0..n {
-                            let gi = grad_at(grad[i], sc);
-                            // m = -g·lr + m·μ
-                            let m = -gi * lr + mom[i] * mu;
-                            mom[i] = m;
-                            if nesterov {
-                                value[i] += -gi * lr + m * mu;
-                            } else {
-                                value[i] += m;
-                            }
-                        }
-                    }
-                }
-                Rule::RmsProp { rho, momentum, epsilon, centered } => {
-                    let (rh, one_m_rho, eps) = (T::of(rho), T::of(1.0 - rho), T::of(epsilon));
-                    let k = sl.len() - 1;
+            Rule::Sgd { momentum, nesterov } => {
+                if momentum == 0.0 {
                     for i in 0..n {
-                        let gi = grad_at(grad[i], sc);
-                        let vel = rh * sl[0][i] + one_m_rho * gi * gi;
-                        sl[0][i] = vel;
-                        let denom = if centered {
-                            let ag = rh * sl[k][i] + one_m_rho * gi;
-                            sl[k][i] = ag;
-                            vel - ag * ag + eps
+                        value[i] -= grad_at(grad[i]) * lr;
+                    }
+                } else {
+                    let mu = T::of(r32(momentum));
+                    let mom = &mut sl[0];
+                    for i in 0..n {
+                        let gi = grad_at(grad[i]);
+                        // m = -g·lr + m·μ
+                        let m = -gi * lr + mom[i] * mu;
+                        mom[i] = m;
+                        if nesterov {
+                            value[i] += -gi * lr + m * mu;
                         } else {
-                            vel + eps
-                        };
-                        let inc = lr * gi / denom.sqrt();
-                        if momentum > 0.0 {
-                            let mv = T::of(momentum) * sl[1][i] + inc;
-                            sl[1][i] = mv;
-                            value[i] -= mv;
-                        } else {
-                            value[i] -= inc;
+                            value[i] += m;
                         }
+                    }
+                }
+            }
+            Rule::RmsProp { rho, momentum, epsilon, centered } => {
+                let (rh, one_m_rho, eps) = (T::of(rho), T::of(1.0 - rho), T::of(epsilon));
+                let k = sl.len() - 1;
+                for i in 0..n {
+                    let gi = grad_at(grad[i]);
+                    let vel = rh * sl[0][i] + one_m_rho * gi * gi;
+                    sl[0][i] = vel;
+                    let denom = if centered {
+                        let ag = rh * sl[k][i] + one_m_rho * gi;
+                        sl[k][i] = ag;
+                        vel - ag * ag + eps
+                    } else {
+                        vel + eps
+                    };
+                    let inc = lr * gi / denom.sqrt();
+                    if momentum > 0.0 {
+                        let mv = T::of(momentum) * sl[1][i] + inc;
+                        sl[1][i] = mv;
+                        value[i] -= mv;
+                    } else {
+                        value[i] -= inc;
                     }
                 }
             }
         }
         if zero {
-            for p in params.iter_mut() {
-                p.zero_grad();
-            }
+            grad.fill(T::zero());
         }
-        self.iterations += 1;
     }
+}
+
+/// A piece of a variable with its slots' matching parts (see [`StepRule::pieces`]).
+pub(crate) struct Piece<'p, T> {
+    value: &'p mut [T],
+    grad: &'p mut [T],
+    slots: Vec<&'p mut [T]>,
+    scale: T,
 }

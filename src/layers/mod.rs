@@ -239,6 +239,10 @@ pub struct Ctx<'a, T> {
     pub for_backward: bool,
 }
 
+/// The rest of a layer's backward pass after [`Layer::backward_split`]: it finishes the
+/// parameter gradients and returns the parameters (in [`Layer::params_mut`] order).
+pub type ParamJob<'a, T> = Box<dyn FnOnce() -> Vec<&'a mut Param<T>> + Send + 'a>;
+
 /// A layer: forward keeps what backward needs; backward adds parameter gradients into the
 /// gradient buffers (zeroing is the optimizer loop's explicit step) and returns the input
 /// gradient.
@@ -260,6 +264,21 @@ pub trait Layer<T: Scalar>: Send {
     /// whose input is data): layers with a costly one (Dense, recurrent) skip its product.
     fn backward_params(&mut self, dy: &Tensor<T>) {
         let _ = self.backward(dy);
+    }
+    /// [`Layer::backward`] in two parts, for a training step that overlaps the parameter
+    /// updates with the rest of the backward pass: the input gradient at once (an empty tensor
+    /// when not `need_dx`), and a job that finishes the parameter gradients and returns the
+    /// parameters (for the optimizer's update). Layers whose weight gradients are
+    /// products off the input gradient's path (recurrent layers) leave those to the job; the
+    /// default computes everything at once. The gradients come out the same either way.
+    fn backward_split<'a>(&'a mut self, dy: &Tensor<T>, need_dx: bool) -> (Tensor<T>, ParamJob<'a, T>) {
+        let dx = if need_dx {
+            self.backward(dy)
+        } else {
+            self.backward_params(dy);
+            Tensor::zeros(&[0])
+        };
+        (dx, Box::new(move || self.params_mut()))
     }
     /// The trainable variables, in Keras's order.
     fn params(&self) -> Vec<&Param<T>> {

@@ -23,7 +23,7 @@
 //! `dX = dP · kernelᵀ`, `dkernel = X_tmᵀ · dP`, `db_in = Σ dP` and the cell's
 //! `drecurrent_kernel = Σ_t hr_tᵀ · dRec_t` as single GEMMs over all T·B rows.
 
-use super::{check_rate, Ctx, Layer, Mask, Param, Regularizer};
+use super::{check_rate, Ctx, Layer, Mask, Param, ParamJob, Regularizer};
 use crate::error::{Error, Result};
 use crate::init::{glorot_uniform, orthogonal};
 use crate::tensor::{add_col_sums, gemm, Acc, Scalar, Tensor};
@@ -290,6 +290,182 @@ fn split_lens_ref<T>(mut v: &[T], lens: impl Iterator<Item = usize>) -> Vec<&[T]
 }
 
 impl<T: Scalar, C: Cell<T>> Recurrent<T, C> {
+    /// The backward pass through the time loop: every step's gate gradients (kept for
+    /// [`Recurrent::weight_grads`]), the initial states' gradients, and the input gradient
+    /// (when `need_dx`, else an empty tensor).
+    fn backward_steps(&mut self, dy: &Tensor<T>, need_dx: bool) -> Tensor<T> {
+        let sv = &mut self.fwd;
+        assert!(sv.kept, "{}: backward after an inference-only forward (Sequential guards this)", self.name);
+        let (b, tl, f) = (sv.b, sv.t, self.in_features);
+        let (h, g, s, cw) = (self.cell.units(), self.cell.gates(), self.cell.n_states(), self.cell.cache_width());
+        let gh = g * h;
+        let chunks = sv.chunks.clone();
+        let row_of = |t: usize, bi: usize| -> usize {
+            let &(r0, r1) = chunks.iter().find(|(r0, r1)| (*r0..*r1).contains(&bi)).expect("row in a chunk");
+            tl * r0 + t * (r1 - r0) + (bi - r0)
+        };
+        // The gradient reaching each step's output, in the chunk-major layout (the activity
+        // penalty's included).
+        let mut gy = vec![T::zero(); tl * b * h];
+        for bi in 0..b {
+            for t in 0..tl {
+                let src = if self.return_sequences {
+                    &dy.data[(bi * tl + t) * h..(bi * tl + t + 1) * h]
+                } else if t == tl - 1 {
+                    &dy.data[bi * h..(bi + 1) * h]
+                } else {
+                    continue;
+                };
+                let r = row_of(t, bi);
+                gy[r * h..(r + 1) * h].copy_from_slice(src);
+            }
+        }
+        if let Some(reg) = &self.activity_regularizer {
+            // The penalty is on the returned output: every step's, or the last one's.
+            for bi in 0..b {
+                for t in 0..tl {
+                    if self.return_sequences || t == tl - 1 {
+                        let r = row_of(t, bi);
+                        reg.add_grad(&sv.out[r * h..(r + 1) * h], &mut gy[r * h..(r + 1) * h], 1.0);
+                    }
+                }
+            }
+        }
+
+        // Uᵀ (G·H, H), once per backward pass, when enough steps use it.
+        let mut ut = Vec::new();
+        if tl - sv.zero_init as usize >= 3 {
+            ut.resize(gh * h, T::zero());
+            crate::tensor::transpose_into(&self.recurrent_kernel.value, h, gh, &mut ut);
+        }
+        sv.dp.resize(tl * b * gh, T::zero());
+        let drec_is_dp = self.cell.drec_is_dp();
+        sv.drec.resize(if drec_is_dp { 0 } else { tl * b * gh }, T::zero());
+        let mut init_grads: Vec<Vec<T>> = vec![vec![T::zero(); b * h]; s];
+        {
+            let lens = |w: usize| chunks.iter().map(move |(r0, r1)| tl * (r1 - r0) * w).collect::<Vec<_>>();
+            let dps = split_lens(&mut sv.dp, lens(gh).into_iter());
+            let drecs: Vec<&mut [T]> = if drec_is_dp {
+                chunks.iter().map(|_| -> &mut [T] { &mut [] }).collect()
+            } else {
+                split_lens(&mut sv.drec, lens(gh).into_iter())
+            };
+            let gys = split_lens_ref(&gy, lens(h).into_iter());
+            let hrs = split_lens_ref(&sv.hr, lens(h).into_iter());
+            let caches = split_lens_ref(&sv.cache, lens(cw).into_iter());
+            let mut states_by_chunk: Vec<Vec<&[T]>> = (0..chunks.len()).map(|_| Vec::new()).collect();
+            for st in sv.states.iter() {
+                let parts = split_lens_ref(st, chunks.iter().map(|(r0, r1)| (tl + 1) * (r1 - r0) * h));
+                for (c, part) in parts.into_iter().enumerate() {
+                    states_by_chunk[c].push(part);
+                }
+            }
+            let mut ig_by_chunk: Vec<Vec<&mut [T]>> = (0..chunks.len()).map(|_| Vec::new()).collect();
+            for ig in init_grads.iter_mut() {
+                let parts = split_lens(ig, chunks.iter().map(|(r0, r1)| (r1 - r0) * h));
+                for (c, part) in parts.into_iter().enumerate() {
+                    ig_by_chunk[c].push(part);
+                }
+            }
+            let masks: Vec<Option<&[bool]>> = match &sv.mask_tm {
+                Some(m) => {
+                    split_lens_ref(m, chunks.iter().map(|(r0, r1)| tl * (r1 - r0))).into_iter().map(Some).collect()
+                }
+                None => vec![None; chunks.len()],
+            };
+            let mut work = Vec::new();
+            for (c, (((((((dp, drec), gy), hr), cache), states), ig), mask)) in dps
+                .into_iter()
+                .zip(drecs)
+                .zip(gys)
+                .zip(hrs)
+                .zip(caches)
+                .zip(states_by_chunk)
+                .zip(ig_by_chunk)
+                .zip(masks)
+                .enumerate()
+            {
+                let (r0, r1) = chunks[c];
+                work.push(ChunkBwd {
+                    bc: r1 - r0,
+                    dp,
+                    drec,
+                    gy,
+                    hr,
+                    cache,
+                    states,
+                    init_grads: ig,
+                    rmask: sv.rmask.as_deref().map(|m| &m[r0 * h..r1 * h]),
+                    mask,
+                });
+            }
+            let w = RecWeights {
+                kernel: &self.kernel.value,
+                recurrent_kernel: &self.recurrent_kernel.value,
+                recurrent_kernel_t: &ut,
+                bias: if self.use_bias { Some(&self.bias.value) } else { None },
+            };
+            let (cell, zofm, zi) = (&self.cell, self.zero_output_for_mask, sv.zero_init);
+            let flops = 2.0 * (tl * b * h * gh) as f64;
+            crate::tensor::parallel_chunks(work, flops, |ch| backward_chunk(cell, &w, zofm, zi, tl, h, ch));
+        }
+
+        let rows = tl * b;
+        self.init_grads = if sv.zero_init {
+            Vec::new()
+        } else {
+            init_grads.into_iter().map(|d| Tensor { shape: vec![b, h], data: d }).collect()
+        };
+        if !need_dx {
+            return Tensor::zeros(&[0]);
+        }
+        // dX = dP · kernelᵀ, back to (B, T, F) in input order.
+        let mut dx_tm = vec![T::zero(); rows * f];
+        gemm(rows, f, gh, &sv.dp, gh, false, &self.kernel.value, gh, true, &mut dx_tm, f, Acc::Overwrite);
+        let mut dx = Tensor::zeros(&[b, tl, f]);
+        for t in 0..tl {
+            let st = if self.go_backwards { tl - 1 - t } else { t };
+            for bi in 0..b {
+                let r = row_of(t, bi);
+                let src = &dx_tm[r * f..(r + 1) * f];
+                let dst = &mut dx.data[(bi * tl + st) * f..(bi * tl + st + 1) * f];
+                match &sv.dmask {
+                    Some(m) => {
+                        for ((d, &v), &mv) in dst.iter_mut().zip(src).zip(&m[bi * f..(bi + 1) * f]) {
+                            *d = v * mv;
+                        }
+                    }
+                    None => dst.copy_from_slice(src),
+                }
+            }
+        }
+        dx
+    }
+
+    /// The weight gradients from the last [`Recurrent::backward_steps`]: single GEMMs over all
+    /// T·B rows, added into the gradient buffers.
+    fn weight_grads(&mut self) {
+        let sv = &self.fwd;
+        let (tl, f) = (sv.t, self.in_features);
+        let gh = self.cell.gates() * self.cell.units();
+        let rows = tl * sv.b;
+        gemm(f, gh, rows, &sv.x_tm, f, true, &sv.dp, gh, false, &mut self.kernel.grad, gh, Acc::Add);
+        if self.use_bias {
+            add_col_sums(&sv.dp, gh, &mut self.bias.grad[..gh]);
+        }
+        let dbias = if self.use_bias { Some(self.bias.grad.as_mut_slice()) } else { None };
+        let blocks: Vec<usize> = sv.chunks.iter().flat_map(|&(r0, r1)| std::iter::repeat_n(r1 - r0, tl)).collect();
+        self.cell.recurrent_weight_grads(
+            &blocks,
+            rows,
+            &sv.hr,
+            &sv.cache,
+            if self.cell.drec_is_dp() { &sv.dp } else { &sv.drec },
+            &mut self.recurrent_kernel.grad,
+            dbias,
+        );
+    }
+
     /// Wraps a cell with Keras's defaults (return the last output only, forwards, not stateful).
     pub fn from_cell(cell: C) -> Self {
         Recurrent {
@@ -661,169 +837,20 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
     }
 
     fn backward(&mut self, dy: &Tensor<T>) -> Tensor<T> {
-        let sv = &mut self.fwd;
-        assert!(sv.kept, "{}: backward after an inference-only forward (Sequential guards this)", self.name);
-        let (b, tl, f) = (sv.b, sv.t, self.in_features);
-        let (h, g, s, cw) = (self.cell.units(), self.cell.gates(), self.cell.n_states(), self.cell.cache_width());
-        let gh = g * h;
-        let chunks = sv.chunks.clone();
-        let row_of = |t: usize, bi: usize| -> usize {
-            let &(r0, r1) = chunks.iter().find(|(r0, r1)| (*r0..*r1).contains(&bi)).expect("row in a chunk");
-            tl * r0 + t * (r1 - r0) + (bi - r0)
-        };
-        // The gradient reaching each step's output, in the chunk-major layout (the activity
-        // penalty's included).
-        let mut gy = vec![T::zero(); tl * b * h];
-        for bi in 0..b {
-            for t in 0..tl {
-                let src = if self.return_sequences {
-                    &dy.data[(bi * tl + t) * h..(bi * tl + t + 1) * h]
-                } else if t == tl - 1 {
-                    &dy.data[bi * h..(bi + 1) * h]
-                } else {
-                    continue;
-                };
-                let r = row_of(t, bi);
-                gy[r * h..(r + 1) * h].copy_from_slice(src);
-            }
-        }
-        if let Some(reg) = &self.activity_regularizer {
-            // The penalty is on the returned output: every step's, or the last one's.
-            for bi in 0..b {
-                for t in 0..tl {
-                    if self.return_sequences || t == tl - 1 {
-                        let r = row_of(t, bi);
-                        reg.add_grad(&sv.out[r * h..(r + 1) * h], &mut gy[r * h..(r + 1) * h], 1.0);
-                    }
-                }
-            }
-        }
-
-        // Uᵀ (G·H, H), once per backward pass, when enough steps use it.
-        let mut ut = Vec::new();
-        if tl - sv.zero_init as usize >= 3 {
-            ut.resize(gh * h, T::zero());
-            crate::tensor::transpose_into(&self.recurrent_kernel.value, h, gh, &mut ut);
-        }
-        sv.dp.resize(tl * b * gh, T::zero());
-        let drec_is_dp = self.cell.drec_is_dp();
-        sv.drec.resize(if drec_is_dp { 0 } else { tl * b * gh }, T::zero());
-        let mut init_grads: Vec<Vec<T>> = vec![vec![T::zero(); b * h]; s];
-        {
-            let lens = |w: usize| chunks.iter().map(move |(r0, r1)| tl * (r1 - r0) * w).collect::<Vec<_>>();
-            let dps = split_lens(&mut sv.dp, lens(gh).into_iter());
-            let drecs: Vec<&mut [T]> = if drec_is_dp {
-                chunks.iter().map(|_| -> &mut [T] { &mut [] }).collect()
-            } else {
-                split_lens(&mut sv.drec, lens(gh).into_iter())
-            };
-            let gys = split_lens_ref(&gy, lens(h).into_iter());
-            let hrs = split_lens_ref(&sv.hr, lens(h).into_iter());
-            let caches = split_lens_ref(&sv.cache, lens(cw).into_iter());
-            let mut states_by_chunk: Vec<Vec<&[T]>> = (0..chunks.len()).map(|_| Vec::new()).collect();
-            for st in sv.states.iter() {
-                let parts = split_lens_ref(st, chunks.iter().map(|(r0, r1)| (tl + 1) * (r1 - r0) * h));
-                for (c, part) in parts.into_iter().enumerate() {
-                    states_by_chunk[c].push(part);
-                }
-            }
-            let mut ig_by_chunk: Vec<Vec<&mut [T]>> = (0..chunks.len()).map(|_| Vec::new()).collect();
-            for ig in init_grads.iter_mut() {
-                let parts = split_lens(ig, chunks.iter().map(|(r0, r1)| (r1 - r0) * h));
-                for (c, part) in parts.into_iter().enumerate() {
-                    ig_by_chunk[c].push(part);
-                }
-            }
-            let masks: Vec<Option<&[bool]>> = match &sv.mask_tm {
-                Some(m) => {
-                    split_lens_ref(m, chunks.iter().map(|(r0, r1)| tl * (r1 - r0))).into_iter().map(Some).collect()
-                }
-                None => vec![None; chunks.len()],
-            };
-            let mut work = Vec::new();
-            for (c, (((((((dp, drec), gy), hr), cache), states), ig), mask)) in dps
-                .into_iter()
-                .zip(drecs)
-                .zip(gys)
-                .zip(hrs)
-                .zip(caches)
-                .zip(states_by_chunk)
-                .zip(ig_by_chunk)
-                .zip(masks)
-                .enumerate()
-            {
-                let (r0, r1) = chunks[c];
-                work.push(ChunkBwd {
-                    bc: r1 - r0,
-                    dp,
-                    drec,
-                    gy,
-                    hr,
-                    cache,
-                    states,
-                    init_grads: ig,
-                    rmask: sv.rmask.as_deref().map(|m| &m[r0 * h..r1 * h]),
-                    mask,
-                });
-            }
-            let w = RecWeights {
-                kernel: &self.kernel.value,
-                recurrent_kernel: &self.recurrent_kernel.value,
-                recurrent_kernel_t: &ut,
-                bias: if self.use_bias { Some(&self.bias.value) } else { None },
-            };
-            let (cell, zofm, zi) = (&self.cell, self.zero_output_for_mask, sv.zero_init);
-            let flops = 2.0 * (tl * b * h * gh) as f64;
-            crate::tensor::parallel_chunks(work, flops, |ch| backward_chunk(cell, &w, zofm, zi, tl, h, ch));
-        }
-
-        // Weight gradients: single GEMMs over all T·B rows.
-        let rows = tl * b;
-        gemm(f, gh, rows, &sv.x_tm, f, true, &sv.dp, gh, false, &mut self.kernel.grad, gh, Acc::Add);
-        if self.use_bias {
-            add_col_sums(&sv.dp, gh, &mut self.bias.grad[..gh]);
-        }
-        let dbias = if self.use_bias { Some(self.bias.grad.as_mut_slice()) } else { None };
-        let blocks: Vec<usize> = chunks.iter().flat_map(|&(r0, r1)| std::iter::repeat_n(r1 - r0, tl)).collect();
-        self.cell.recurrent_weight_grads(
-            &blocks,
-            rows,
-            &sv.hr,
-            &sv.cache,
-            if drec_is_dp { &sv.dp } else { &sv.drec },
-            &mut self.recurrent_kernel.grad,
-            dbias,
-        );
-
-        self.init_grads = if sv.zero_init {
-            Vec::new()
-        } else {
-            init_grads.into_iter().map(|d| Tensor { shape: vec![b, h], data: d }).collect()
-        };
-        if self.skip_dx {
-            return Tensor::zeros(&[0]);
-        }
-        // dX = dP · kernelᵀ, back to (B, T, F) in input order.
-        let mut dx_tm = vec![T::zero(); rows * f];
-        gemm(rows, f, gh, &sv.dp, gh, false, &self.kernel.value, gh, true, &mut dx_tm, f, Acc::Overwrite);
-        let mut dx = Tensor::zeros(&[b, tl, f]);
-        for t in 0..tl {
-            let st = if self.go_backwards { tl - 1 - t } else { t };
-            for bi in 0..b {
-                let r = row_of(t, bi);
-                let src = &dx_tm[r * f..(r + 1) * f];
-                let dst = &mut dx.data[(bi * tl + st) * f..(bi * tl + st + 1) * f];
-                match &sv.dmask {
-                    Some(m) => {
-                        for ((d, &v), &mv) in dst.iter_mut().zip(src).zip(&m[bi * f..(bi + 1) * f]) {
-                            *d = v * mv;
-                        }
-                    }
-                    None => dst.copy_from_slice(src),
-                }
-            }
-        }
+        let dx = self.backward_steps(dy, !self.skip_dx);
+        self.weight_grads();
         dx
+    }
+
+    fn backward_split<'a>(&'a mut self, dy: &Tensor<T>, need_dx: bool) -> (Tensor<T>, ParamJob<'a, T>) {
+        let dx = self.backward_steps(dy, need_dx);
+        (
+            dx,
+            Box::new(move || {
+                self.weight_grads();
+                self.params_mut()
+            }),
+        )
     }
 
     fn backward_params(&mut self, dy: &Tensor<T>) {

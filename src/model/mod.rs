@@ -14,7 +14,7 @@ pub mod callbacks;
 pub mod fit;
 
 pub use callbacks::{Callback, CsvLogger, EarlyStopping, ModelCheckpoint, ReduceLrOnPlateau};
-pub use fit::{FitOptions, History};
+pub use fit::{set_step_overlap, steps_overlapped, FitOptions, History};
 
 use crate::error::{Error, Result};
 use crate::init::rng_from_seed;
@@ -540,10 +540,7 @@ impl<T: Scalar> Sequential<T> {
     /// Adds the weight penalties' gradients into the gradient buffers.
     pub fn add_regularization_grads(&mut self) {
         for p in self.params_mut() {
-            if let Some(r) = p.regularizer {
-                let Param { value, grad, .. } = p;
-                r.add_grad(value, grad, 1.0);
-            }
+            add_penalty_grad(p);
         }
     }
 
@@ -775,4 +772,12 @@ pub fn read_safetensors(path: &Path, bytes: &[u8]) -> Result<SafeTensorsFile> {
         tensors.insert(name, (view.shape().to_vec(), vals));
     }
     Ok(SafeTensorsFile { metadata, tensors })
+}
+
+/// Adds the gradient of a variable's weight penalty (if any) into its gradient buffer.
+fn add_penalty_grad<T: Scalar>(p: &mut Param<T>) {
+    if let Some(r) = p.regularizer {
+        let Param { value, grad, .. } = p;
+        r.add_grad(value, grad, 1.0);
+    }
 }

@@ -2,6 +2,7 @@
 //! that calls the matrix-multiply kernel.
 
 mod pool;
+pub(crate) use pool::{keep_watching, run_queue, Queue};
 mod small;
 
 /// Products with at most this many rows take the few-row kernels (float32 on AVX-512), which
@@ -222,7 +223,7 @@ pub fn set_threads(n: usize) {
     THREADS.store(n, std::sync::atomic::Ordering::Relaxed);
 }
 
-fn threads() -> usize {
+pub(crate) fn threads() -> usize {
     let n = THREADS.load(std::sync::atomic::Ordering::Relaxed);
     if n > 0 {
         return n;

@@ -62,22 +62,55 @@ fn pool(workers: usize) -> &'static Pool {
     })
 }
 
-/// Waits until `ready()` holds: watching for at most [`SPIN`], then sleeping on `cv`.
+/// Waits until `ready()` holds: watching for at most [`SPIN`] (or until the deadline set by
+/// [`keep_watching`]), then sleeping on `cv` (woken early by [`keep_watching`]).
 fn wait_for(p: &Pool, cv: &Condvar, ready: impl Fn() -> bool) {
-    let start = Instant::now();
-    let mut spins = 0u32;
-    while !ready() {
-        spins = spins.wrapping_add(1);
-        // The clock is read every 64 rounds only: reading it costs more than a round.
-        if spins.is_multiple_of(64) && start.elapsed() > SPIN {
-            let mut g = p.sleep.lock().unwrap_or_else(|e| e.into_inner());
-            while !ready() {
-                g = cv.wait_timeout(g, Duration::from_millis(50)).unwrap_or_else(|e| e.into_inner()).0;
+    loop {
+        let start = Instant::now();
+        let mut spins = 0u32;
+        while !ready() {
+            spins = spins.wrapping_add(1);
+            // The clock is read every 64 rounds only: reading it costs more than a round.
+            if spins.is_multiple_of(64) && start.elapsed() > SPIN && !watch_requested() {
+                break;
             }
-            return;
+            std::hint::spin_loop();
         }
-        std::hint::spin_loop();
+        let mut g = p.sleep.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if ready() {
+                return;
+            }
+            if watch_requested() {
+                break;
+            }
+            g = cv.wait_timeout(g, Duration::from_millis(50)).unwrap_or_else(|e| e.into_inner()).0;
+        }
     }
+}
+
+/// When the watching requested by [`keep_watching`] ends, in nanoseconds since [`epoch`].
+static WATCH_UNTIL: AtomicU64 = AtomicU64::new(0);
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn watch_requested() -> bool {
+    (epoch().elapsed().as_nanos() as u64) < WATCH_UNTIL.load(Ordering::Relaxed)
+}
+
+/// Asks the workers to watch for jobs (waking them if they sleep) for the next `d`, when the
+/// caller knows that a job is coming after a gap longer than [`SPIN`]: a worker that watches
+/// takes a job within a microsecond, a sleeping one is woken in 50-70 µs here. Does nothing
+/// before the pool exists.
+pub fn keep_watching(d: Duration) {
+    let Some(p) = POOL.get() else { return };
+    let until = (epoch().elapsed() + d).as_nanos() as u64;
+    WATCH_UNTIL.fetch_max(until, Ordering::Relaxed);
+    let _g = p.sleep.lock().unwrap_or_else(|e| e.into_inner());
+    p.wake.notify_all();
 }
 
 fn worker(p: &'static Pool, index: usize) {
@@ -137,4 +170,79 @@ pub fn run(parts: usize, max_workers: usize, f: &(dyn Fn(usize) + Sync)) {
         std::panic::resume_unwind(e);
     }
     assert!(!p.panicked.load(Ordering::Acquire), "a worker thread panicked");
+}
+
+/// A job of a [`Queue`]; it gets the queue, to push more jobs.
+pub type QueueJob<'a> = Box<dyn FnOnce(&Queue<'a>) + Send + 'a>;
+
+/// Jobs pushed by one thread and run by whichever thread takes them first (see [`run_queue`]).
+pub struct Queue<'a> {
+    jobs: Mutex<std::collections::VecDeque<QueueJob<'a>>>,
+    /// Jobs pushed and not yet taken: watched without the lock.
+    waiting: AtomicUsize,
+    closed: AtomicBool,
+}
+
+impl<'a> Queue<'a> {
+    fn new() -> Self {
+        Queue {
+            jobs: Mutex::new(std::collections::VecDeque::new()),
+            waiting: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Adds a job; it runs on some thread of the [`run_queue`] call before that call returns.
+    pub fn push(&self, job: QueueJob<'a>) {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).push_back(job);
+        self.waiting.fetch_add(1, Ordering::Release);
+    }
+
+    /// Runs jobs as they come until the queue is closed and empty.
+    fn work(&self) {
+        loop {
+            if self.waiting.load(Ordering::Acquire) > 0 {
+                let job = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                if let Some(job) = job {
+                    self.waiting.fetch_sub(1, Ordering::AcqRel);
+                    job(self);
+                }
+                continue;
+            }
+            // Closed after the last push: nothing waiting now means nothing more will come
+            // (except from jobs still running elsewhere, which run what they push themselves).
+            if self.closed.load(Ordering::Acquire) && self.waiting.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Closes the queue when the producer is done, also when it panics (the workers would wait
+/// for more jobs forever otherwise).
+struct CloseOnDrop<'q, 'a>(&'q Queue<'a>);
+
+impl Drop for CloseOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Release);
+    }
+}
+
+/// Runs `producer` on the calling thread while `workers` pooled threads (at most) run the jobs
+/// it pushes (and the jobs those push), as they come; when it returns, the calling thread takes what is left too.
+/// Returns when every job has run. The workers watch the queue the whole time (the producer
+/// is meant to push a job every few microseconds), so this is for short bursts of work such
+/// as one training step's backward pass.
+pub fn run_queue<'a, F: FnOnce(&Queue<'a>) + Send>(workers: usize, producer: F) {
+    let q = Queue::new();
+    let producer = Mutex::new(Some(producer));
+    run(workers + 1, workers, &|part: usize| {
+        if part == 0 {
+            let _close = CloseOnDrop(&q);
+            let p = producer.lock().unwrap_or_else(|e| e.into_inner()).take().expect("the producer runs once");
+            p(&q);
+        }
+        q.work();
+    });
 }
