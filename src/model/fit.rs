@@ -164,6 +164,14 @@ impl<T: Scalar> Sequential<T> {
     }
 
     fn check_targets(&self, x: &Tensor<T>, y: &Tensor<T>, what: &str) -> Result<()> {
+        self.check_target_shape(x, y, what)?;
+        if let Some((i, v)) = y.first_non_finite() {
+            return Err(Error::data(format!("{what} targets hold a non-finite value {v} at flat index {i}")));
+        }
+        Ok(())
+    }
+
+    fn check_target_shape(&self, x: &Tensor<T>, y: &Tensor<T>, what: &str) -> Result<()> {
         let out = self.output_shape().expect("built");
         if y.shape.len() != out.len() + 1 || y.shape[1..] != out[..] || y.batch() != x.batch() {
             return Err(Error::shape(
@@ -171,9 +179,6 @@ impl<T: Scalar> Sequential<T> {
                 format!("({}, {})", x.batch(), out.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")),
                 format!("{:?}", y.shape),
             ));
-        }
-        if let Some((i, v)) = y.first_non_finite() {
-            return Err(Error::data(format!("{what} targets hold a non-finite value {v} at flat index {i}")));
         }
         Ok(())
     }
@@ -200,7 +205,13 @@ impl<T: Scalar> Sequential<T> {
             return Err(Error::data("fit got no samples (x is empty)"));
         }
         self.check_input(x, "training data")?;
-        self.check_targets(x, y, "training")?;
+        // Targets that are the inputs (an autoencoder's fit(x, x)) were just checked.
+        let y_is_x = std::ptr::eq(x, y);
+        if y_is_x {
+            self.check_target_shape(x, y, "training")?;
+        } else {
+            self.check_targets(x, y, "training")?;
+        }
 
         // Keras 3: split before shuffling; the first floor(N (1 - v)) samples train. The data
         // is borrowed where it is used whole (a copy of a large set costs more than an epoch of
@@ -242,10 +253,15 @@ impl<T: Scalar> Sequential<T> {
             let mut metric_sums = vec![0.0f64; metrics.len()];
             for bi in 0..nb {
                 let idx = &order[bi * opts.batch_size..((bi + 1) * opts.batch_size).min(order.len())];
-                let (xb, yb) = if idx.len() == xt.batch() && !opts.shuffle {
-                    (Cow::Borrowed(&*xt), Cow::Borrowed(&*yt))
+                let (gx, gy);
+                let (xb, yb): (&Tensor<T>, &Tensor<T>) = if idx.len() == xt.batch() && !opts.shuffle {
+                    (&xt, &yt)
+                } else if y_is_x {
+                    gx = xt.gather_batch(idx);
+                    (&gx, &gx)
                 } else {
-                    (Cow::Owned(xt.gather_batch(idx)), Cow::Owned(yt.gather_batch(idx)))
+                    (gx, gy) = (xt.gather_batch(idx), yt.gather_batch(idx));
+                    (&gx, &gy)
                 };
                 let overlap =
                     self.overlaps_step(self.optimizer.as_ref().expect("compiled"), xb.len() / xb.last_dim().max(1));
