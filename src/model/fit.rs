@@ -269,15 +269,15 @@ impl<T: Scalar> Sequential<T> {
                     // The other thread will be needed after the forward pass: keep it awake.
                     crate::tensor::keep_watching(std::time::Duration::from_millis(2));
                 }
-                let pred = self.run(&xb, true, true, None, None)?;
+                let pred = self.run(xb, true, true, None, None)?;
                 let mut g = Tensor::zeros(&pred.shape);
-                let l = loss_fn.compute(&pred, &yb, Some(&mut g))? + self.regularization_loss();
+                let l = loss_fn.compute(&pred, yb, Some(&mut g))? + self.regularization_loss();
                 if !l.is_finite() {
                     bar.abandon();
                     return Err(Error::NonFiniteLoss { epoch: epoch + 1, batch: bi + 1, value: l });
                 }
                 for (s, m) in metric_sums.iter_mut().zip(&metrics) {
-                    *s += m.compute(&pred, &yb, None)? * idx.len() as f64;
+                    *s += m.compute(&pred, yb, None)? * idx.len() as f64;
                 }
                 self.train_step(&g, overlap)?;
                 loss_sum += l * idx.len() as f64;
