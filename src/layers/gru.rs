@@ -227,17 +227,19 @@ impl<T: Scalar> Cell<T> for GruCell {
         drec: &[T],
         drk: &mut [T],
         dbias: Option<&mut [T]>,
+        acc: Acc,
     ) {
         let h = self.units;
         let g3 = 3 * h;
         if self.reset_after {
-            gemm(h, g3, rows, hr, h, true, drec, g3, false, drk, g3, Acc::Add);
+            gemm(h, g3, rows, hr, h, true, drec, g3, false, drk, g3, acc);
             if let Some(db) = dbias {
                 add_col_sums(drec, g3, &mut db[g3..]);
             }
         } else {
             // dU_zr = hrᵀ · drec_zr;  dU_h = (r ⊙ hr)ᵀ · drec_h
-            gemm(h, 2 * h, rows, hr, h, true, drec, g3, false, drk, g3, Acc::Add);
+            // (Two products on disjoint columns: each value of drk is written once.)
+            gemm(h, 2 * h, rows, hr, h, true, drec, g3, false, drk, g3, acc);
             // r ⊙ hr of every block, gathered from its cache (rows·7H; the e block last).
             let mut rh = vec![T::zero(); rows * h];
             let (mut off, mut row) = (0, 0);
@@ -247,7 +249,7 @@ impl<T: Scalar> Cell<T> for GruCell {
                 off += bc * 7 * h;
                 row += bc;
             }
-            gemm(h, h, rows, &rh, h, true, &drec[2 * h..], g3, false, &mut drk[2 * h..], g3, Acc::Add);
+            gemm(h, h, rows, &rh, h, true, &drec[2 * h..], g3, false, &mut drk[2 * h..], g3, acc);
         }
     }
 }

@@ -271,7 +271,20 @@ pub trait Layer<T: Scalar>: Send {
     /// parameters (for the optimizer's update). Layers whose weight gradients are
     /// products off the input gradient's path (recurrent layers) leave those to the job; the
     /// default computes everything at once. The gradients come out the same either way.
-    fn backward_split<'a>(&'a mut self, dy: &Tensor<T>, need_dx: bool) -> (Tensor<T>, ParamJob<'a, T>) {
+    ///
+    /// With `overwrite`, the gradient buffers may hold anything beforehand: the gradients
+    /// replace their contents instead of being added (the step then need not zero them).
+    fn backward_split<'a>(
+        &'a mut self,
+        dy: &Tensor<T>,
+        need_dx: bool,
+        overwrite: bool,
+    ) -> (Tensor<T>, ParamJob<'a, T>) {
+        if overwrite {
+            for p in self.params_mut() {
+                p.zero_grad();
+            }
+        }
         let dx = if need_dx {
             self.backward(dy)
         } else {

@@ -144,7 +144,9 @@ pub trait Cell<T: Scalar>: Send + Sync + Clone + 'static {
     /// Weight gradients of the recurrent matmul over all `rows` = T·B rows at once. The rows
     /// come in blocks of one step of one chunk; `blocks` lists their sizes in order, and
     /// `cache` holds every block's cache (`rows_in_block * cache_width()` values each). By
-    /// default `drecurrent_kernel += hrᵀ · drec`. `dbias` is the whole bias gradient.
+    /// default `drecurrent_kernel += hrᵀ · drec`. `dbias` is the whole bias gradient (added
+    /// into). `acc` says how the products enter `drk`: added, or replacing what it holds
+    /// (every value of `drk` must then be written).
     #[allow(clippy::too_many_arguments)]
     fn recurrent_weight_grads(
         &self,
@@ -155,9 +157,10 @@ pub trait Cell<T: Scalar>: Send + Sync + Clone + 'static {
         drec: &[T],
         drk: &mut [T],
         _dbias: Option<&mut [T]>,
+        acc: Acc,
     ) {
         let (h, gh) = (self.units(), self.gates() * self.units());
-        gemm(h, gh, rows, hr, h, true, drec, gh, false, drk, gh, Acc::Add);
+        gemm(h, gh, rows, hr, h, true, drec, gh, false, drk, gh, acc);
     }
 }
 
@@ -443,14 +446,17 @@ impl<T: Scalar, C: Cell<T>> Recurrent<T, C> {
     }
 
     /// The weight gradients from the last [`Recurrent::backward_steps`]: single GEMMs over all
-    /// T·B rows, added into the gradient buffers.
-    fn weight_grads(&mut self) {
+    /// T·B rows, added into the gradient buffers (`Acc::Add`) or replacing what they hold.
+    fn weight_grads(&mut self, acc: Acc) {
         let sv = &self.fwd;
         let (tl, f) = (sv.t, self.in_features);
         let gh = self.cell.gates() * self.cell.units();
         let rows = tl * sv.b;
-        gemm(f, gh, rows, &sv.x_tm, f, true, &sv.dp, gh, false, &mut self.kernel.grad, gh, Acc::Add);
+        gemm(f, gh, rows, &sv.x_tm, f, true, &sv.dp, gh, false, &mut self.kernel.grad, gh, acc);
         if self.use_bias {
+            if acc == Acc::Overwrite {
+                self.bias.zero_grad();
+            }
             add_col_sums(&sv.dp, gh, &mut self.bias.grad[..gh]);
         }
         let dbias = if self.use_bias { Some(self.bias.grad.as_mut_slice()) } else { None };
@@ -463,6 +469,7 @@ impl<T: Scalar, C: Cell<T>> Recurrent<T, C> {
             if self.cell.drec_is_dp() { &sv.dp } else { &sv.drec },
             &mut self.recurrent_kernel.grad,
             dbias,
+            acc,
         );
     }
 
@@ -838,16 +845,22 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
 
     fn backward(&mut self, dy: &Tensor<T>) -> Tensor<T> {
         let dx = self.backward_steps(dy, !self.skip_dx);
-        self.weight_grads();
+        self.weight_grads(Acc::Add);
         dx
     }
 
-    fn backward_split<'a>(&'a mut self, dy: &Tensor<T>, need_dx: bool) -> (Tensor<T>, ParamJob<'a, T>) {
+    fn backward_split<'a>(
+        &'a mut self,
+        dy: &Tensor<T>,
+        need_dx: bool,
+        overwrite: bool,
+    ) -> (Tensor<T>, ParamJob<'a, T>) {
         let dx = self.backward_steps(dy, need_dx);
+        let acc = if overwrite { Acc::Overwrite } else { Acc::Add };
         (
             dx,
             Box::new(move || {
-                self.weight_grads();
+                self.weight_grads(acc);
                 self.params_mut()
             }),
         )

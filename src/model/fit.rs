@@ -193,6 +193,21 @@ impl<T: Scalar> Sequential<T> {
         opts: &FitOptions<T>,
         callbacks: &mut [&mut dyn Callback<T>],
     ) -> Result<History> {
+        let res = self.fit_epochs(x, y, opts, callbacks);
+        // The gradients are left at zero, however fit ends (overlapped steps leave them stale).
+        if self.grads_stale {
+            self.zero_grad();
+        }
+        res
+    }
+
+    fn fit_epochs(
+        &mut self,
+        x: &Tensor<T>,
+        y: &Tensor<T>,
+        opts: &FitOptions<T>,
+        callbacks: &mut [&mut dyn Callback<T>],
+    ) -> Result<History> {
         let loss_fn = self.loss.ok_or_else(|| Error::config("call compile(loss, optimizer) before fit"))?;
         self.ensure_built()?;
         if opts.batch_size == 0 {
@@ -322,7 +337,9 @@ impl<T: Scalar> Sequential<T> {
     }
 
     /// Backward from the loss gradient `g`, the weight penalties' gradients and one optimizer
-    /// update, leaving every gradient at zero for the next batch.
+    /// update, the gradients left standing for zero for the next batch: zeroed (in the update's
+    /// pass), or, after an overlapped step, holding this step's values for the next one to
+    /// overwrite (`grads_stale`; saves a store per weight, a third of Adam's pass).
     ///
     /// With `overlap` (see [`Sequential::overlaps_step`]: the step's products are small, each
     /// would run on one thread anyway), the update overlaps the backward pass: the calling
@@ -335,6 +352,9 @@ impl<T: Scalar> Sequential<T> {
         let res = if overlap {
             self.backward_and_update(g, &mut opt)
         } else {
+            if self.grads_stale {
+                self.zero_grad();
+            }
             self.backward_params(g).map(|()| {
                 self.add_regularization_grads();
                 opt.step_and_zero_grads(&mut self.trainable_params_mut());
@@ -382,7 +402,8 @@ impl<T: Scalar> Sequential<T> {
             let mut g = dy.clone();
             for (i, (l, slots)) in layers.iter_mut().zip(groups).enumerate().rev() {
                 let l: &mut dyn crate::layers::Layer<T> = &mut **l;
-                let (dx, job) = l.backward_split(&g, i > 0);
+                // The gradients are overwritten, so the update need not zero them.
+                let (dx, job) = l.backward_split(&g, i > 0, true);
                 // The layer's weight gradients and penalties, then its update in pieces that
                 // either thread may take.
                 q.push(Box::new(move |q: &crate::tensor::Queue<'_>| {
@@ -391,13 +412,14 @@ impl<T: Scalar> Sequential<T> {
                         super::add_penalty_grad(p);
                     }
                     for pc in rule.pieces(ps, slots, T::one()) {
-                        q.push(Box::new(move |_: &crate::tensor::Queue<'_>| rule.update_piece(pc, true)));
+                        q.push(Box::new(move |_: &crate::tensor::Queue<'_>| rule.update_piece(pc, false)));
                     }
                 }));
                 g = dx;
             }
         });
         opt.end_step();
+        self.grads_stale = true;
         STEPS_OVERLAPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }

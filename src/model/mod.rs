@@ -48,6 +48,10 @@ pub struct Sequential<T: Scalar> {
     tie_idx: Vec<(usize, usize)>,
     /// The last forward pass kept what backward needs.
     kept: bool,
+    /// The gradient buffers hold the last overlapped training step's gradients, standing for
+    /// zeros: the next overlapped step overwrites them, anything else zeroes them first (see
+    /// `Sequential::train_step`). Only ever set inside `fit`, which zeroes them before it returns.
+    pub(crate) grads_stale: bool,
 }
 
 impl<T: Scalar> Default for Sequential<T> {
@@ -73,6 +77,7 @@ impl<T: Scalar> Sequential<T> {
             ties: Vec::new(),
             tie_idx: Vec::new(),
             kept: false,
+            grads_stale: false,
         }
     }
 
@@ -432,6 +437,7 @@ impl<T: Scalar> Sequential<T> {
                 p.zero_grad();
             }
         }
+        self.grads_stale = false;
     }
 
     /// All trainable variables with their full Keras names (`<layer>/<variable>`).
