@@ -2,14 +2,17 @@
 //!
 //! Waiting is bounded: after a job a worker watches for the next one for at most
 //! [`SPIN`] (jobs come back to back inside a training step), then sleeps on a condition
-//! variable until woken. It never spins longer, so a second process on a 2-core machine is
-//! not fought for the CPU (pools that spin for milliseconds were measured to collapse there),
-//! while waking a sleeping thread, which costs 50-70 µs in this virtual machine, is paid only
-//! after idle gaps.
+//! variable until woken. It never spins longer unless asked to ([`keep_watching`], for a few
+//! milliseconds, when the caller knows work is coming), so a second process on a 2-core
+//! machine is not fought for the CPU (pools that spin for milliseconds were measured to
+//! collapse there), while waking a sleeping thread, which costs 50-70 µs in this virtual
+//! machine, is paid only after idle gaps.
 //!
 //! [`run`] hands part `i` of a job to worker `i - 1` and runs part 0 on the calling thread,
-//! then waits until every part is done. Jobs borrow from the caller's stack: `run` does not
-//! return before the workers have finished with them.
+//! then waits until every part is done. [`run_queue`] instead lets the calling thread push
+//! jobs one by one (a training step's backward pass, layer by layer) that the workers take as
+//! they come. Jobs borrow from the caller's stack: neither returns before the workers have
+//! finished with them.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
