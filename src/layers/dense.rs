@@ -27,6 +27,8 @@ pub struct Dense<T> {
     x: Tensor<T>,
     z: Vec<T>,
     y: Vec<T>,
+    /// Backward scratch (the gradient through the activation), reused between calls.
+    dz: Vec<T>,
     activity: f64,
 }
 
@@ -48,6 +50,7 @@ impl<T: Scalar> Dense<T> {
             x: Tensor::zeros(&[0]),
             z: Vec::new(),
             y: Vec::new(),
+            dz: Vec::new(),
             activity: 0.0,
         }
     }
@@ -116,8 +119,11 @@ impl<T: Scalar> Layer<T> for Dense<T> {
         }
         let acc = if self.use_bias { Acc::Add } else { Acc::Overwrite };
         gemm(rows, u, f, &x.data, f, false, &self.kernel.value, u, false, &mut self.z, u, acc);
-        let mut y = vec![T::zero(); rows * u];
-        apply_rows(self.activation, &self.z, &mut y, u);
+        // The activations into the kept buffer (reused between calls: no allocation or zeroing
+        // of fresh pages per batch), the output a copy of it.
+        self.y.resize(rows * u, T::zero());
+        apply_rows(self.activation, &self.z, &mut self.y, u);
+        let y = self.y.clone();
         self.activity = match &self.activity_regularizer {
             // Keras 3 adds the penalty of the whole output, not divided by the batch size.
             Some(r) => r.penalty(&y),
@@ -127,8 +133,8 @@ impl<T: Scalar> Layer<T> for Dense<T> {
             self.activity += sp.penalty(&y, u);
         }
         if ctx.for_backward {
-            self.x = x.clone();
-            self.y.clone_from(&y);
+            self.x.shape.clone_from(&x.shape);
+            self.x.data.clone_from(&x.data);
         }
         let mut shape = x.shape.clone();
         *shape.last_mut().unwrap() = u;
@@ -181,7 +187,8 @@ impl<T: Scalar> Dense<T> {
     fn backward_impl(&mut self, dy: &Tensor<T>, want_dx: bool) -> Option<Tensor<T>> {
         let (f, u) = (self.in_features, self.units);
         let rows = self.z.len() / u;
-        let mut dz = dy.data.clone(); // (rows, u)
+        let mut dz = std::mem::take(&mut self.dz); // (rows, u)
+        dz.clone_from(&dy.data);
         if let Some(r) = &self.activity_regularizer {
             r.add_grad(&self.y, &mut dz, 1.0);
         }
@@ -195,11 +202,12 @@ impl<T: Scalar> Dense<T> {
         if self.use_bias {
             add_col_sums(&dz, u, &mut self.bias.grad);
         }
-        if !want_dx {
-            return None;
-        }
-        let mut dx = Tensor::zeros(&self.x.shape);
-        gemm(rows, f, u, &dz, u, false, &self.kernel.value, u, true, &mut dx.data, f, Acc::Overwrite);
-        Some(dx)
+        let dx = want_dx.then(|| {
+            let mut dx = Tensor::zeros(&self.x.shape);
+            gemm(rows, f, u, &dz, u, false, &self.kernel.value, u, true, &mut dx.data, f, Acc::Overwrite);
+            dx
+        });
+        self.dz = dz;
+        dx
     }
 }
