@@ -373,7 +373,6 @@ impl<T: Scalar> Sequential<T> {
         match step_overlap() {
             Some(force) => allowed && force,
             // The weight-gradient products (2·rows·len operations for a variable of len values)
-            // stay below the size where the GEMM shares one product out between threads.
             // stay below the size where the GEMM shares one product out between threads, and
             // the update is long enough to be worth sharing (measured: the seed's 40k-weight
             // S1 gains nothing, its 0.7M-weight S2-S4 gain 20-35 %).
