@@ -240,6 +240,20 @@ fn bad_input_gives_typed_errors_naming_the_problem() {
     let e = m.fit(&x, &inf_y, &fo, &mut []).unwrap_err();
     assert!(e.to_string().contains("inf"), "{e}");
 
+    // Targets that are the inputs (an autoencoder's fit(x, x)) are checked once, as inputs:
+    // a NaN is still named, and a model whose output is not the input's shape is refused.
+    let mut ae = Sequential::<f64>::new().input(&[3]).add(Dense::new(2)).add(Dense::new(3));
+    ae.compile(Loss::Mse, Optimizer::adam(1e-3)).unwrap();
+    let mut xx = Tensor::new(&[2, 3], vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6]).unwrap();
+    xx.data[5] = f64::NAN;
+    let e = ae.fit(&xx, &xx, &fo, &mut []).unwrap_err();
+    assert!(matches!(e, Error::Data(_)) && e.to_string().contains("NaN") && e.to_string().contains("index 5"), "{e}");
+    let x2 = Tensor::new(&[3, 2], vec![0.0; 6]).unwrap();
+    let mut not_ae = Sequential::<f64>::new().input(&[2]).add(Dense::new(1));
+    not_ae.compile(Loss::Mse, Optimizer::adam(1e-3)).unwrap();
+    let e = not_ae.fit(&x2, &x2, &fo, &mut []).unwrap_err();
+    assert!(matches!(e, Error::Shape { .. }) && e.to_string().contains("[3, 2]"), "{e}");
+
     let empty = Tensor::new(&[0, 2, 1], vec![]).unwrap();
     let e = m.fit(&empty, &Tensor::new(&[0, 1], vec![]).unwrap(), &fo, &mut []).unwrap_err();
     assert!(e.to_string().contains("no samples"), "{e}");
@@ -286,4 +300,20 @@ fn exponential_decay_schedule_follows_keras_formula() {
     }
     let bad = serde_json::json!({"type": "adam", "learning_rate": {"type": "cosine_decay"}});
     assert!(Optimizer::from_json(&bad).unwrap_err().to_string().contains("cosine_decay"));
+}
+
+#[test]
+fn fit_with_the_inputs_as_targets_trains_as_with_a_copy() {
+    // fit(x, x) gathers each batch once and uses it as both; a copy of x as targets takes the
+    // general path. The two must train the same model, bit for bit.
+    let x = Tensor::new(&[20, 4], (0..80).map(|i| ((i * 7 % 13) as f32) / 13.0).collect()).unwrap();
+    let run = |same: bool| {
+        let mut m = Sequential::<f32>::new().input(&[4]).seed(1).add(Dense::new(2)).add(Dense::new(4));
+        m.compile(Loss::Mse, Optimizer::adam(1e-2)).unwrap();
+        let fo = FitOptions::default().epochs(3).batch_size(6).validation_split(0.2).verbose(false);
+        let y = x.clone();
+        m.fit(&x, if same { &x } else { &y }, &fo, &mut []).unwrap();
+        m.get_weights()
+    };
+    assert_eq!(run(true), run(false));
 }

@@ -244,8 +244,8 @@ pub struct Ctx<'a, T> {
 pub type ParamJob<'a, T> = Box<dyn FnOnce() -> Vec<&'a mut Param<T>> + Send + 'a>;
 
 /// A layer: forward keeps what backward needs; backward adds parameter gradients into the
-/// gradient buffers (zeroing is the optimizer loop's explicit step) and returns the input
-/// gradient.
+/// gradient buffers (zeroing is the training loop's business) and returns the input gradient.
+/// [`Layer::backward_split`] is the same pass in two parts, for `fit`'s overlapped steps.
 pub trait Layer<T: Scalar>: Send {
     /// The layer's name (weights are saved as `<name>/<variable>`).
     fn name(&self) -> &str;

@@ -233,10 +233,10 @@ impl Drop for CloseOnDrop<'_, '_> {
 }
 
 /// Runs `producer` on the calling thread while `workers` pooled threads (at most) run the jobs
-/// it pushes (and the jobs those push), as they come; when it returns, the calling thread takes what is left too.
-/// Returns when every job has run. The workers watch the queue the whole time (the producer
-/// is meant to push a job every few microseconds), so this is for short bursts of work such
-/// as one training step's backward pass.
+/// it pushes (and the jobs those push), as they come; when it returns, the calling thread
+/// takes what is left too. Returns when every job has run. The workers watch the queue the
+/// whole time (the producer is meant to push a job every few microseconds), so this is for
+/// short bursts of work such as one training step's backward pass.
 pub fn run_queue<'a, F: FnOnce(&Queue<'a>) + Send>(workers: usize, producer: F) {
     let q = Queue::new();
     let producer = Mutex::new(Some(producer));
