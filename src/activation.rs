@@ -443,13 +443,25 @@ pub fn apply_rows<T: Scalar>(act: Activation, z: &[T], y: &mut [T], cols: usize)
             }
         }
     } else {
-        match act {
-            Activation::Tanh => map_fast(TanhFn, z, y),
-            Activation::Sigmoid => map_fast(SigmoidFn, z, y),
-            other => map_kernel(other, z, y),
-        }
+        let n = z.len().min(y.len());
+        let yp = SharedMut(y.as_mut_ptr());
+        crate::tensor::share_elementwise(n, |a, b| {
+            let yp = &yp;
+            // SAFETY: each range a..b of y is one thread's alone, inside y's n values.
+            let y = unsafe { std::slice::from_raw_parts_mut(yp.0.add(a), b - a) };
+            let z = &z[a..b];
+            match act {
+                Activation::Tanh => map_fast(TanhFn, z, y),
+                Activation::Sigmoid => map_fast(SigmoidFn, z, y),
+                other => map_kernel(other, z, y),
+            }
+        });
     }
 }
+
+/// A pointer to the output of an element-wise pass that threads write in disjoint ranges.
+struct SharedMut<T>(*mut T);
+unsafe impl<T: Send> Sync for SharedMut<T> {}
 
 /// Turns `dy` into `dz` in place, given the saved `z` and `y` (rows of width `cols`).
 pub fn backprop_rows<T: Scalar>(act: Activation, z: &[T], y: &[T], d: &mut [T], cols: usize) {
@@ -463,15 +475,59 @@ pub fn backprop_rows<T: Scalar>(act: Activation, z: &[T], y: &[T], d: &mut [T], 
                 }
             }
         }
-        Activation::Tanh => dmap_fast(TanhFn, z, y, d),
-        Activation::Sigmoid => dmap_fast(SigmoidFn, z, y, d),
-        other => dmap_kernel(other, z, y, d),
+        _ => {
+            let n = d.len().min(z.len()).min(y.len());
+            let dp = SharedMut(d.as_mut_ptr());
+            crate::tensor::share_elementwise(n, |a, b| {
+                let dp = &dp;
+                // SAFETY: each range a..b of d is one thread's alone, inside d's n values.
+                let d = unsafe { std::slice::from_raw_parts_mut(dp.0.add(a), b - a) };
+                let (z, y) = (&z[a..b], &y[a..b]);
+                match act {
+                    Activation::Tanh => dmap_fast(TanhFn, z, y, d),
+                    Activation::Sigmoid => dmap_fast(SigmoidFn, z, y, d),
+                    other => dmap_kernel(other, z, y, d),
+                }
+            });
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_passes_shared_between_threads_give_the_same_bits() {
+        // Long enough to be shared out, not a multiple of 64 (a short last range).
+        let n = crate::tensor::ELEMENTWISE_SHARE_MIN * 3 + 37;
+        let z: Vec<f32> = (0..n).map(|i| (i as f32 * 0.013).sin() * 9.0).collect();
+        let d0: Vec<f32> = (0..n).map(|i| (i as f32 * 0.7).cos()).collect();
+        for act in [Activation::Sigmoid, Activation::Tanh, Activation::Relu, Activation::Elu] {
+            let mut out = Vec::new();
+            for threads in [1, 2] {
+                crate::tensor::set_threads(threads);
+                let mut y = vec![0.0f32; n];
+                apply_rows(act, &z, &mut y, 100);
+                let mut d = d0.clone();
+                backprop_rows(act, &z, &y, &mut d, 100);
+                out.push((y, d));
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert!(bits(&out[0].0) == bits(&out[1].0), "{act:?}: activations differ between 1 and 2 threads");
+            assert!(bits(&out[0].1) == bits(&out[1].1), "{act:?}: derivatives differ between 1 and 2 threads");
+            // Every value was written (the ranges cover all of them).
+            let want: Vec<u32> = z.iter().map(|&v| act_f(act, v).to_bits()).collect();
+            assert!(bits(&out[1].0) == want, "{act:?}: not every value computed as one by one");
+        }
+        crate::tensor::set_threads(0);
+    }
+
+    fn act_f(act: Activation, z: f32) -> f32 {
+        let mut y = [0.0f32];
+        apply_rows(act, &[z], &mut y, 1);
+        y[0]
+    }
 
     #[test]
     fn derivatives_match_central_differences() {
