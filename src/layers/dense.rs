@@ -123,7 +123,8 @@ impl<T: Scalar> Layer<T> for Dense<T> {
         // of fresh pages per batch), the output a copy of it.
         self.y.resize(rows * u, T::zero());
         apply_rows(self.activation, &self.z, &mut self.y, u);
-        let y = self.y.clone();
+        let mut y = Vec::new();
+        crate::tensor::copy_shared(&self.y, &mut y);
         self.activity = match &self.activity_regularizer {
             // Keras 3 adds the penalty of the whole output, not divided by the batch size.
             Some(r) => r.penalty(&y),
@@ -134,7 +135,7 @@ impl<T: Scalar> Layer<T> for Dense<T> {
         }
         if ctx.for_backward {
             self.x.shape.clone_from(&x.shape);
-            self.x.data.clone_from(&x.data);
+            crate::tensor::copy_shared(&x.data, &mut self.x.data);
         }
         let mut shape = x.shape.clone();
         *shape.last_mut().unwrap() = u;
@@ -188,7 +189,7 @@ impl<T: Scalar> Dense<T> {
         let (f, u) = (self.in_features, self.units);
         let rows = self.z.len() / u;
         let mut dz = std::mem::take(&mut self.dz); // (rows, u)
-        dz.clone_from(&dy.data);
+        crate::tensor::copy_shared(&dy.data, &mut dz);
         if let Some(r) = &self.activity_regularizer {
             r.add_grad(&self.y, &mut dz, 1.0);
         }

@@ -177,10 +177,21 @@ impl<T: Scalar> Tensor<T> {
     /// The rows named by `idx` along the first axis, in that order.
     pub fn gather_batch(&self, idx: &[usize]) -> Self {
         let row: usize = self.shape[1..].iter().product();
-        let mut data = Vec::with_capacity(idx.len() * row);
-        for &i in idx {
-            data.extend_from_slice(&self.data[i * row..(i + 1) * row]);
-        }
+        let n = idx.len() * row;
+        let mut data: Vec<T> = Vec::with_capacity(n);
+        let dp = SendPtr(data.as_mut_ptr());
+        // Rows shared out between threads for a large batch (an autoencoder's 128 x 784,
+        // scattered over its data set).
+        share_ranges(idx.len(), 1, n, |a, b| {
+            let dp = dp;
+            for (k, &i) in idx[a..b].iter().enumerate() {
+                let src = &self.data[i * row..(i + 1) * row];
+                // SAFETY: data has capacity for n values; row a + k of it is this range's alone.
+                unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dp.0.add((a + k) * row), row) }
+            }
+        });
+        // SAFETY: every row was written just above (the slice indexing checked every i).
+        unsafe { data.set_len(n) };
         let mut shape = self.shape.clone();
         shape[0] = idx.len();
         Tensor { shape, data }
@@ -300,14 +311,36 @@ pub(crate) const ELEMENTWISE_SHARE_MIN: usize = 1 << 15;
 /// calling thread. For element-wise passes, whose values do not depend on where a range
 /// starts: the result is the same bits either way.
 pub(crate) fn share_elementwise<F: Fn(usize, usize) + Sync>(n: usize, f: F) {
+    share_ranges(n, 64, n, f)
+}
+
+/// [`share_elementwise`] over `n` items (rows) of `values` values in all, range edges at
+/// multiples of `align` items.
+fn share_ranges<F: Fn(usize, usize) + Sync>(n: usize, align: usize, values: usize, f: F) {
     let parts = threads();
-    if parts <= 1 || n < ELEMENTWISE_SHARE_MIN || IN_PARALLEL.with(|c| c.get()) {
+    if parts <= 1 || values < ELEMENTWISE_SHARE_MIN || n < 2 * align || IN_PARALLEL.with(|c| c.get()) {
         f(0, n);
         return;
     }
-    let cut = |i: usize| if i == parts { n } else { (i * n / parts) / 64 * 64 };
+    let cut = |i: usize| if i == parts { n } else { (i * n / parts) / align * align };
     let ranges: Vec<(usize, usize)> = (0..parts).map(|i| (cut(i), cut(i + 1))).collect();
     parallel_chunks(ranges, f64::INFINITY, |(a, b)| f(a, b));
+}
+
+/// `dst = src` (resized, its allocation reused), copied in ranges shared out between the
+/// threads as [`share_elementwise`]: a thread copies what it just computed in the same ranges.
+pub(crate) fn copy_shared<T: Copy + Send + Sync>(src: &[T], dst: &mut Vec<T>) {
+    let n = src.len();
+    dst.clear();
+    dst.reserve(n);
+    let dp = SendPtr(dst.as_mut_ptr());
+    share_elementwise(n, |a, b| {
+        let dp = dp;
+        // SAFETY: dst has capacity for n values; ranges a..b are disjoint and inside 0..n.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr().add(a), dp.0.add(a), b - a) }
+    });
+    // SAFETY: every one of the n values was written just above.
+    unsafe { dst.set_len(n) };
 }
 
 /// Few-row products above this many operations could be shared out by columns; measured
@@ -577,6 +610,30 @@ pub fn add_col_sums<T: Scalar>(x: &[T], cols: usize, out: &mut [T]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_gathers_and_copies_write_every_value_in_place() {
+        // Large enough to be shared out between threads, with an odd row count and length.
+        let (rows, row) = (301, 157);
+        let t = Tensor::<f32>::new(&[rows, row], (0..rows * row).map(|i| i as f32).collect()).unwrap();
+        let idx: Vec<usize> = (0..233).map(|i| (i * 97 + 5) % rows).collect();
+        for threads in [1, 2] {
+            set_threads(threads);
+            let g = t.gather_batch(&idx);
+            assert_eq!(g.shape, vec![idx.len(), row]);
+            for (k, &i) in idx.iter().enumerate() {
+                assert_eq!(
+                    &g.data[k * row..(k + 1) * row],
+                    &t.data[i * row..(i + 1) * row],
+                    "row {k} on {threads} threads"
+                );
+            }
+            let mut dst = vec![-1.0f32; 7];
+            copy_shared(&g.data, &mut dst);
+            assert_eq!(dst, g.data, "copy on {threads} threads");
+        }
+        set_threads(0);
+    }
 
     #[test]
     fn first_non_finite_finds_the_first_bad_value_in_any_block() {
