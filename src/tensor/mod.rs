@@ -183,7 +183,7 @@ impl<T: Scalar> Tensor<T> {
         // Rows shared out between threads for a large batch (an autoencoder's 128 x 784,
         // scattered over its data set).
         share_ranges(idx.len(), 1, n, |a, b| {
-            let dp = dp;
+            let dp = &dp;
             for (k, &i) in idx[a..b].iter().enumerate() {
                 let src = &self.data[i * row..(i + 1) * row];
                 // SAFETY: data has capacity for n values; row a + k of it is this range's alone.
@@ -335,7 +335,7 @@ pub(crate) fn copy_shared<T: Copy + Send + Sync>(src: &[T], dst: &mut Vec<T>) {
     dst.reserve(n);
     let dp = SendPtr(dst.as_mut_ptr());
     share_elementwise(n, |a, b| {
-        let dp = dp;
+        let dp = &dp;
         // SAFETY: dst has capacity for n values; ranges a..b are disjoint and inside 0..n.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr().add(a), dp.0.add(a), b - a) }
     });
