@@ -395,12 +395,14 @@ impl<T: Scalar> Sequential<T> {
         if !self.kept {
             return Err(Error::config("backward needs the forward pass of `call`"));
         }
-        let mut g = dy.clone();
+        // The gradient into each layer: dy itself for the last (not a copy of it).
+        let mut g: Option<Tensor<T>> = None;
         for (i, l) in self.layers.iter_mut().enumerate().rev() {
+            let gi = g.as_ref().unwrap_or(dy);
             if i == 0 {
-                l.backward_params(&g);
+                l.backward_params(gi);
             } else {
-                g = l.backward(&g);
+                g = Some(l.backward(gi));
             }
         }
         self.fold_tied_grads();
