@@ -2,7 +2,7 @@
 //!
 //! Keras `Dense(125, activation="relu")` is `Dense::new(125).activation("relu")`.
 
-use super::{Ctx, KlSparsity, Layer, Param, Regularizer};
+use super::{Ctx, KlSparsity, Layer, Param, ParamJob, Regularizer};
 use crate::activation::{apply_rows, backprop_rows, Activation};
 use crate::error::{Error, Result};
 use crate::init::glorot_uniform;
@@ -143,11 +143,21 @@ impl<T: Scalar> Layer<T> for Dense<T> {
     }
 
     fn backward(&mut self, dy: &Tensor<T>) -> Tensor<T> {
-        self.backward_impl(dy, true).expect("asked for the input gradient")
+        self.backward_impl(dy, true, false).expect("asked for the input gradient")
     }
 
     fn backward_params(&mut self, dy: &Tensor<T>) {
-        self.backward_impl(dy, false);
+        self.backward_impl(dy, false, false);
+    }
+
+    fn backward_split<'a>(
+        &'a mut self,
+        dy: &Tensor<T>,
+        need_dx: bool,
+        overwrite: bool,
+    ) -> (Tensor<T>, ParamJob<'a, T>) {
+        let dx = self.backward_impl(dy, need_dx, overwrite).unwrap_or_else(|| Tensor::zeros(&[0]));
+        (dx, Box::new(move || self.params_mut()))
     }
 
     fn params(&self) -> Vec<&Param<T>> {
@@ -184,8 +194,9 @@ impl<T: Scalar> Layer<T> for Dense<T> {
 }
 
 impl<T: Scalar> Dense<T> {
-    /// The backward pass; the input gradient only if `want_dx`.
-    fn backward_impl(&mut self, dy: &Tensor<T>, want_dx: bool) -> Option<Tensor<T>> {
+    /// The backward pass; the input gradient only if `want_dx`. With `overwrite`, the
+    /// gradients replace what their buffers hold instead of being added to it.
+    fn backward_impl(&mut self, dy: &Tensor<T>, want_dx: bool, overwrite: bool) -> Option<Tensor<T>> {
         let (f, u) = (self.in_features, self.units);
         let rows = self.z.len() / u;
         let mut dz = std::mem::take(&mut self.dz); // (rows, u)
@@ -199,8 +210,12 @@ impl<T: Scalar> Dense<T> {
         // y = f(z)
         backprop_rows(self.activation, &self.z, &self.y, &mut dz, u);
         // z = x · kernel + bias
-        gemm(f, u, rows, &self.x.data, f, true, &dz, u, false, &mut self.kernel.grad, u, Acc::Add);
+        let acc = if overwrite { Acc::Overwrite } else { Acc::Add };
+        gemm(f, u, rows, &self.x.data, f, true, &dz, u, false, &mut self.kernel.grad, u, acc);
         if self.use_bias {
+            if overwrite {
+                self.bias.zero_grad();
+            }
             add_col_sums(&dz, u, &mut self.bias.grad);
         }
         let dx = want_dx.then(|| {

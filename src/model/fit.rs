@@ -337,9 +337,10 @@ impl<T: Scalar> Sequential<T> {
     }
 
     /// Backward from the loss gradient `g`, the weight penalties' gradients and one optimizer
-    /// update, the gradients left standing for zero for the next batch: zeroed (in the update's
-    /// pass), or, after an overlapped step, holding this step's values for the next one to
-    /// overwrite (`grads_stale`; saves a store per weight, a third of Adam's pass).
+    /// update. The backward pass overwrites the gradients instead of adding into zeroed ones,
+    /// and leaves this step's values for the next step to overwrite (`grads_stale`: no pass
+    /// zeroes them, a store per weight saved, a third of Adam's pass), except with tied weights,
+    /// whose gradients are folded by adding: those are zeroed in the update's pass.
     ///
     /// With `overlap` (see [`Sequential::overlaps_step`]: the step's products are small, each
     /// would run on one thread anyway), the update overlaps the backward pass: the calling
@@ -351,6 +352,12 @@ impl<T: Scalar> Sequential<T> {
         let mut opt = self.optimizer.take().expect("compiled");
         let res = if overlap {
             self.backward_and_update(g, &mut opt)
+        } else if self.tie_idx.is_empty() {
+            self.backward_overwriting(g).map(|()| {
+                self.add_regularization_grads();
+                opt.step(&mut self.trainable_params_mut());
+                self.grads_stale = true;
+            })
         } else {
             if self.grads_stale {
                 self.zero_grad();
@@ -362,6 +369,22 @@ impl<T: Scalar> Sequential<T> {
         };
         self.optimizer = Some(opt);
         res
+    }
+
+    /// The backward pass with every gradient overwritten instead of added (so no pass zeroes
+    /// them between steps): [`Layer::backward_split`]'s two parts, one after the other.
+    /// Not for tied weights, whose gradients are folded by adding.
+    fn backward_overwriting(&mut self, dy: &Tensor<T>) -> Result<()> {
+        if !self.kept {
+            return Err(Error::config("backward needs the forward pass of `call`"));
+        }
+        let mut g: Option<Tensor<T>> = None;
+        for (i, l) in self.layers.iter_mut().enumerate().rev() {
+            let (dx, job) = l.backward_split(g.as_ref().unwrap_or(dy), i > 0, true);
+            job();
+            g = Some(dx);
+        }
+        Ok(())
     }
 
     /// Whether [`Sequential::train_step`] overlaps the update with the backward pass, for a

@@ -667,6 +667,32 @@ mod tests {
     }
 
     #[test]
+    fn overwriting_gives_the_bits_of_adding_into_zeros() {
+        // fit's steps overwrite the weight gradients instead of zeroing and adding: the same
+        // numbers for the weight-gradient shapes (Xᵀ·dZ) of every path: the gemm crate on one
+        // thread and shared out, its k blocks, the long-k halves, the few-row kernels.
+        for &(m, n, k) in &[(784, 256, 128), (256, 784, 128), (64, 512, 4096), (40, 33, 700), (7, 300, 40)] {
+            let a: Vec<f32> = (0..k * m).map(|i| ((i as f32 * 0.7311).sin() * 3.1).tan() * 0.01).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i as f32 * 1.913).cos() * 2.3).tan() * 0.01).collect();
+            for threads in [1, 2] {
+                set_threads(threads);
+                for ta in [true, false] {
+                    let lda = if ta { m } else { k };
+                    let mut added = vec![0.0f32; m * n];
+                    gemm(m, n, k, &a, lda, ta, &b, n, false, &mut added, n, Acc::Add);
+                    let mut over = vec![f32::NAN; m * n];
+                    gemm(m, n, k, &a, lda, ta, &b, n, false, &mut over, n, Acc::Overwrite);
+                    // -0 and +0 aside (0 + -0 is +0): equal values, so equal bits otherwise.
+                    let same =
+                        added.iter().zip(&over).all(|(x, y)| x == y && (x.to_bits() == y.to_bits() || *x == 0.0));
+                    assert!(same, "{m}x{n}x{k} ta={ta} on {threads} threads");
+                }
+            }
+        }
+        set_threads(0);
+    }
+
+    #[test]
     fn shared_out_products_give_the_same_bits_on_one_and_two_threads() {
         // Split by rows (m >= n) and by columns (m < n), with and without transposes.
         for &(m, n, k) in &[(512, 256, 300), (64, 700, 333), (200, 200, 1000)] {
