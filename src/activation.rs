@@ -444,12 +444,8 @@ pub fn apply_rows<T: Scalar>(act: Activation, z: &[T], y: &mut [T], cols: usize)
         }
     } else {
         let n = z.len().min(y.len());
-        let yp = SharedMut(y.as_mut_ptr());
-        crate::tensor::share_elementwise(n, |a, b| {
-            let yp = &yp;
-            // SAFETY: each range a..b of y is one thread's alone, inside y's n values.
-            let y = unsafe { std::slice::from_raw_parts_mut(yp.0.add(a), b - a) };
-            let z = &z[a..b];
+        crate::tensor::share_parts(&mut y[..n], 64, |start, y| {
+            let z = &z[start..start + y.len()];
             match act {
                 Activation::Tanh => map_fast(TanhFn, z, y),
                 Activation::Sigmoid => map_fast(SigmoidFn, z, y),
@@ -458,10 +454,6 @@ pub fn apply_rows<T: Scalar>(act: Activation, z: &[T], y: &mut [T], cols: usize)
         });
     }
 }
-
-/// A pointer to the output of an element-wise pass that threads write in disjoint ranges.
-struct SharedMut<T>(*mut T);
-unsafe impl<T: Send> Sync for SharedMut<T> {}
 
 /// Turns `dy` into `dz` in place, given the saved `z` and `y` (rows of width `cols`).
 pub fn backprop_rows<T: Scalar>(act: Activation, z: &[T], y: &[T], d: &mut [T], cols: usize) {
@@ -477,12 +469,8 @@ pub fn backprop_rows<T: Scalar>(act: Activation, z: &[T], y: &[T], d: &mut [T], 
         }
         _ => {
             let n = d.len().min(z.len()).min(y.len());
-            let dp = SharedMut(d.as_mut_ptr());
-            crate::tensor::share_elementwise(n, |a, b| {
-                let dp = &dp;
-                // SAFETY: each range a..b of d is one thread's alone, inside d's n values.
-                let d = unsafe { std::slice::from_raw_parts_mut(dp.0.add(a), b - a) };
-                let (z, y) = (&z[a..b], &y[a..b]);
+            crate::tensor::share_parts(&mut d[..n], 64, |start, d| {
+                let (z, y) = (&z[start..start + d.len()], &y[start..start + d.len()]);
                 match act {
                     Activation::Tanh => dmap_fast(TanhFn, z, y, d),
                     Activation::Sigmoid => dmap_fast(SigmoidFn, z, y, d),

@@ -179,18 +179,17 @@ impl<T: Scalar> Tensor<T> {
         let row: usize = self.shape[1..].iter().product();
         let n = idx.len() * row;
         let mut data: Vec<T> = Vec::with_capacity(n);
-        let dp = SendPtr(data.as_mut_ptr());
         // Rows shared out between threads for a large batch (an autoencoder's 128 x 784,
         // scattered over its data set).
-        share_ranges(idx.len(), 1, n, |a, b| {
-            let dp = &dp;
-            for (k, &i) in idx[a..b].iter().enumerate() {
-                let src = &self.data[i * row..(i + 1) * row];
-                // SAFETY: data has capacity for n values; row a + k of it is this range's alone.
-                unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dp.0.add((a + k) * row), row) }
+        share_parts(&mut data.spare_capacity_mut()[..n], row.max(1), |start, part| {
+            for (dst, &i) in part.chunks_exact_mut(row.max(1)).zip(&idx[start / row.max(1)..]) {
+                for (d, &v) in dst.iter_mut().zip(&self.data[i * row..(i + 1) * row]) {
+                    d.write(v);
+                }
             }
         });
-        // SAFETY: every row was written just above (the slice indexing checked every i).
+        // SAFETY: the parts cover all n values, each row written just above (the slice
+        // indexing checked every i).
         unsafe { data.set_len(n) };
         let mut shape = self.shape.clone();
         shape[0] = idx.len();
@@ -306,40 +305,40 @@ pub fn parallel_chunks<I: Send, F: Fn(I) + Sync>(items: Vec<I>, flops: f64, f: F
 /// the calling thread.
 pub(crate) const ELEMENTWISE_SHARE_MIN: usize = 1 << 15;
 
-/// Runs `f(start, end)` over consecutive ranges covering `0..n`, one per thread when `n` is
-/// at least [`ELEMENTWISE_SHARE_MIN`] (range edges at multiples of 64), else `f(0, n)` on the
-/// calling thread. For element-wise passes, whose values do not depend on where a range
-/// starts: the result is the same bits either way.
-pub(crate) fn share_elementwise<F: Fn(usize, usize) + Sync>(n: usize, f: F) {
-    share_ranges(n, 64, n, f)
-}
-
-/// [`share_elementwise`] over `n` items (rows) of `values` values in all, range edges at
-/// multiples of `align` items.
-fn share_ranges<F: Fn(usize, usize) + Sync>(n: usize, align: usize, values: usize, f: F) {
-    let parts = threads();
-    if parts <= 1 || values < ELEMENTWISE_SHARE_MIN || n < 2 * align || IN_PARALLEL.with(|c| c.get()) {
-        f(0, n);
+/// Runs `f(start, part)` over consecutive parts of `out` that cover it (`part` is
+/// `out[start..start + part.len()]`): one part per thread when `out` holds at least
+/// [`ELEMENTWISE_SHARE_MIN`] values, part edges at multiples of `align` values; else
+/// `f(0, out)` on the calling thread. For element-wise passes, whose values do not depend on
+/// where a part starts: the result is the same bits either way.
+pub(crate) fn share_parts<U: Send, F: Fn(usize, &mut [U]) + Sync>(out: &mut [U], align: usize, f: F) {
+    let (n, parts) = (out.len(), threads());
+    if parts <= 1 || n < ELEMENTWISE_SHARE_MIN || n < 2 * align || IN_PARALLEL.with(|c| c.get()) {
+        f(0, out);
         return;
     }
-    let cut = |i: usize| if i == parts { n } else { (i * n / parts) / align * align };
-    let ranges: Vec<(usize, usize)> = (0..parts).map(|i| (cut(i), cut(i + 1))).collect();
-    parallel_chunks(ranges, f64::INFINITY, |(a, b)| f(a, b));
+    let mut items = Vec::with_capacity(parts);
+    let (mut rest, mut at) = (out, 0);
+    for i in 1..=parts {
+        let end = if i == parts { n } else { (i * n / parts) / align * align };
+        let (part, tail) = std::mem::take(&mut rest).split_at_mut(end - at);
+        items.push((at, part));
+        (rest, at) = (tail, end);
+    }
+    parallel_chunks(items, f64::INFINITY, |(start, part)| f(start, part));
 }
 
-/// `dst = src` (resized, its allocation reused), copied in ranges shared out between the
-/// threads as [`share_elementwise`]: a thread copies what it just computed in the same ranges.
+/// `dst = src` (resized, its allocation reused), copied in parts shared out between the
+/// threads as [`share_parts`]: a thread copies what it just computed in the same parts.
 pub(crate) fn copy_shared<T: Copy + Send + Sync>(src: &[T], dst: &mut Vec<T>) {
     let n = src.len();
     dst.clear();
     dst.reserve(n);
-    let dp = SendPtr(dst.as_mut_ptr());
-    share_elementwise(n, |a, b| {
-        let dp = &dp;
-        // SAFETY: dst has capacity for n values; ranges a..b are disjoint and inside 0..n.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr().add(a), dp.0.add(a), b - a) }
+    share_parts(&mut dst.spare_capacity_mut()[..n], 64, |start, part| {
+        for (d, &v) in part.iter_mut().zip(&src[start..]) {
+            d.write(v);
+        }
     });
-    // SAFETY: every one of the n values was written just above.
+    // SAFETY: the parts cover all n values, each written just above.
     unsafe { dst.set_len(n) };
 }
 
