@@ -245,7 +245,8 @@ pub type ParamJob<'a, T> = Box<dyn FnOnce() -> Vec<&'a mut Param<T>> + Send + 'a
 
 /// A layer: forward keeps what backward needs; backward adds parameter gradients into the
 /// gradient buffers (zeroing is the training loop's business) and returns the input gradient.
-/// [`Layer::backward_split`] is the same pass in two parts, for `fit`'s overlapped steps.
+/// [`Layer::backward_split`] is the same pass in two parts, overwriting the gradients, for
+/// `fit`'s training steps.
 pub trait Layer<T: Scalar>: Send {
     /// The layer's name (weights are saved as `<name>/<variable>`).
     fn name(&self) -> &str;
@@ -265,10 +266,10 @@ pub trait Layer<T: Scalar>: Send {
     fn backward_params(&mut self, dy: &Tensor<T>) {
         let _ = self.backward(dy);
     }
-    /// [`Layer::backward`] in two parts, for a training step that overlaps the parameter
-    /// updates with the rest of the backward pass: the input gradient at once (an empty tensor
-    /// when not `need_dx`), and a job that finishes the parameter gradients and returns the
-    /// parameters (for the optimizer's update). Layers whose weight gradients are
+    /// [`Layer::backward`] in two parts, for `fit`'s training steps (which may overlap the
+    /// parameter updates with the rest of the backward pass): the input gradient at once (an
+    /// empty tensor when not `need_dx`), and a job that finishes the parameter gradients and
+    /// returns the parameters (for the optimizer's update). Layers whose weight gradients are
     /// products off the input gradient's path (recurrent layers) leave those to the job; the
     /// default computes everything at once. The gradients come out the same either way.
     ///

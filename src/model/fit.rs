@@ -194,7 +194,7 @@ impl<T: Scalar> Sequential<T> {
         callbacks: &mut [&mut dyn Callback<T>],
     ) -> Result<History> {
         let res = self.fit_epochs(x, y, opts, callbacks);
-        // The gradients are left at zero, however fit ends (overlapped steps leave them stale).
+        // The gradients are left at zero, however fit ends (its steps leave them stale).
         if self.grads_stale {
             self.zero_grad();
         }

@@ -48,8 +48,8 @@ pub struct Sequential<T: Scalar> {
     tie_idx: Vec<(usize, usize)>,
     /// The last forward pass kept what backward needs.
     kept: bool,
-    /// The gradient buffers hold the last overlapped training step's gradients, standing for
-    /// zeros: the next overlapped step overwrites them, anything else zeroes them first (see
+    /// The gradient buffers hold the last training step's gradients, standing for zeros: the
+    /// next step overwrites them, anything that adds into them zeroes them first (see
     /// `Sequential::train_step`). Only ever set inside `fit`, which zeroes them before it returns.
     pub(crate) grads_stale: bool,
 }
