@@ -207,6 +207,18 @@ mod tests {
     }
 
     #[test]
+    fn a_nan_in_a_long_batch_makes_the_loss_nan() {
+        // fit turns a non-finite loss into NonFiniteLoss: the lanes must not lose the NaN.
+        let n = 3 * LONG + 5;
+        for at in [0, 7, n - 1] {
+            let mut pred = Tensor::<f32>::zeros(&[n, 1]);
+            pred.data[at] = f32::NAN;
+            let l = Loss::Mse.compute(&pred, &Tensor::zeros(&[n, 1]), None).unwrap();
+            assert!(l.is_nan(), "NaN at {at}: loss {l}");
+        }
+    }
+
+    #[test]
     fn shape_mismatch_names_both_shapes() {
         let p = Tensor::<f64>::zeros(&[4, 1]);
         let t = Tensor::<f64>::zeros(&[4, 2]);
