@@ -6,7 +6,7 @@ use super::{Ctx, KlSparsity, Layer, Param, ParamJob, Regularizer};
 use crate::activation::{apply_rows, backprop_rows, Activation};
 use crate::error::{Error, Result};
 use crate::init::glorot_uniform;
-use crate::tensor::{add_col_sums, gemm, Acc, Scalar, Tensor};
+use crate::tensor::{add_col_sums, gemm, gemm_bias, Acc, Scalar, Tensor};
 use rand_chacha::ChaCha8Rng;
 
 /// A fully connected layer acting on the last axis.
@@ -113,12 +113,10 @@ impl<T: Scalar> Layer<T> for Dense<T> {
         // z (rows, u) = x (rows, f) · kernel (f, u) + bias
         self.z.resize(rows * u, T::zero());
         if self.use_bias {
-            for r in self.z.chunks_exact_mut(u) {
-                r.copy_from_slice(&self.bias.value);
-            }
+            gemm_bias(rows, u, f, &x.data, f, false, &self.kernel.value, u, false, &mut self.z, u, &self.bias.value);
+        } else {
+            gemm(rows, u, f, &x.data, f, false, &self.kernel.value, u, false, &mut self.z, u, Acc::Overwrite);
         }
-        let acc = if self.use_bias { Acc::Add } else { Acc::Overwrite };
-        gemm(rows, u, f, &x.data, f, false, &self.kernel.value, u, false, &mut self.z, u, acc);
         // The activations into the kept buffer (reused between calls: no allocation or zeroing
         // of fresh pages per batch), the output a copy of it.
         self.y.resize(rows * u, T::zero());

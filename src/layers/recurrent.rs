@@ -26,7 +26,7 @@
 use super::{check_rate, Ctx, Layer, Mask, Param, ParamJob, Regularizer};
 use crate::error::{Error, Result};
 use crate::init::{glorot_uniform, orthogonal};
-use crate::tensor::{add_col_sums, gemm, Acc, Scalar, Tensor};
+use crate::tensor::{add_col_sums, gemm, gemm_bias, Acc, Scalar, Tensor};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -712,9 +712,15 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
             sv.p.resize(cap * b * gh, T::zero());
         } else {
             sv.p.resize(tl * b * gh, T::zero());
-            fill_bias(&mut sv.p, self.use_bias.then(|| &self.bias.value[..gh]));
-            let acc = if self.use_bias { Acc::Add } else { Acc::Overwrite };
-            gemm(tl * b, gh, f, &sv.x_tm, f, false, &self.kernel.value, gh, false, &mut sv.p, gh, acc);
+            project(
+                tl * b,
+                gh,
+                f,
+                &sv.x_tm,
+                &self.kernel.value,
+                self.use_bias.then(|| &self.bias.value[..gh]),
+                &mut sv.p,
+            );
         }
 
         // What is kept: every step for backward, or rolling slots in inference.
@@ -983,11 +989,11 @@ impl Slots {
 }
 
 /// Every row of `p` (rows of `bias.len()` values) set to the bias, when there is one.
-fn fill_bias<T: Scalar>(p: &mut [T], bias: Option<&[T]>) {
-    if let Some(bias) = bias {
-        for row in p.chunks_exact_mut(bias.len()) {
-            row.copy_from_slice(bias);
-        }
+/// The input projection `p (rows, gh) = x (rows, f) · kernel (f, gh) [+ bias]`.
+fn project<T: Scalar>(rows: usize, gh: usize, f: usize, x: &[T], kernel: &[T], bias: Option<&[T]>, p: &mut [T]) {
+    match bias {
+        Some(bias) => gemm_bias(rows, gh, f, x, f, false, kernel, gh, false, p, gh, bias),
+        None => gemm(rows, gh, f, x, f, false, kernel, gh, false, p, gh, Acc::Overwrite),
     }
 }
 
@@ -1032,10 +1038,7 @@ fn forward_chunk<T: Scalar, C: Cell<T>>(
                     }
                     (block_start, block_end) = (t, t + n);
                     let buf = &mut buf[..n * bc * gh];
-                    let bias = w.bias.map(|b| &b[..gh]);
-                    fill_bias(buf, bias);
-                    let acc = if bias.is_some() { Acc::Add } else { Acc::Overwrite };
-                    gemm(n * bc, gh, f, &x[t * bc * f..], f, false, w.kernel, gh, false, buf, gh, acc);
+                    project(n * bc, gh, f, &x[t * bc * f..], w.kernel, w.bias.map(|b| &b[..gh]), buf);
                 }
                 &buf[(t - block_start) * bc * gh..(t - block_start + 1) * bc * gh]
             }

@@ -371,13 +371,66 @@ pub fn gemm<T: Scalar>(
     ldc: usize,
     acc: Acc,
 ) {
+    gemm_from(m, n, k, a, lda, ta, b, ldb, tb, c, ldc, acc, None)
+}
+
+/// `C (m, n) = bias + op(A) · op(B)`, `bias` (n) on every row: the bits of filling C's rows
+/// with `bias` and then calling [`gemm`] with [`Acc::Add`], but each thread fills the rows or
+/// columns of C that its part of the product is about to add into (one pass over C fewer on
+/// the calling thread, and no cache lines handed between cores).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_bias<T: Scalar>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    ta: bool,
+    b: &[T],
+    ldb: usize,
+    tb: bool,
+    c: &mut [T],
+    ldc: usize,
+    bias: &[T],
+) {
+    assert!(bias.len() >= n, "gemm_bias: bias of {} for {n} columns", bias.len());
+    gemm_from(m, n, k, a, lda, ta, b, ldb, tb, c, ldc, Acc::Add, Some(bias))
+}
+
+/// Sets rows `0..m`, columns `0..bias.len()` of `c` (rows `ldc` apart) to `bias`.
+fn fill_rows<T: Copy>(c: &mut [T], m: usize, ldc: usize, bias: &[T]) {
+    for i in 0..m {
+        c[i * ldc..i * ldc + bias.len()].copy_from_slice(bias);
+    }
+}
+
+/// [`gemm`], with C's rows first set to `bias` where it is given (then `acc` is `Add`).
+#[allow(clippy::too_many_arguments)]
+fn gemm_from<T: Scalar>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    ta: bool,
+    b: &[T],
+    ldb: usize,
+    tb: bool,
+    c: &mut [T],
+    ldc: usize,
+    acc: Acc,
+    bias: Option<&[T]>,
+) {
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        if acc == Acc::Overwrite {
-            for i in 0..m {
-                c[i * ldc..i * ldc + n].fill(T::zero());
+        for i in 0..m {
+            let row = &mut c[i * ldc..i * ldc + n];
+            match (bias, acc) {
+                (Some(bias), _) => row.copy_from_slice(&bias[..n]),
+                (None, Acc::Overwrite) => row.fill(T::zero()),
+                (None, Acc::Add) => {}
             }
         }
         return;
@@ -395,11 +448,12 @@ pub fn gemm<T: Scalar>(
         && crate::simd::level() == crate::simd::Level::V4
     {
         // SAFETY: T is f32 (checked just above), so the slices have the same layout.
-        let (a, b, c) = unsafe {
+        let (a, b, c, bias) = unsafe {
             (
                 &*(a as *const [T] as *const [f32]),
                 &*(b as *const [T] as *const [f32]),
                 &mut *(c as *mut [T] as *mut [f32]),
+                bias.map(|v| &*(v as *const [T] as *const [f32])),
             )
         };
         let add = acc == Acc::Add;
@@ -418,6 +472,9 @@ pub fn gemm<T: Scalar>(
                 // SAFETY: columns j0..j1 of C are this part's alone; the kernels write nothing
                 // outside their m rows and the columns they are given.
                 let c_part = unsafe { std::slice::from_raw_parts_mut(cp.0.add(j0), c_len - j0) };
+                if let Some(bias) = bias {
+                    fill_rows(&mut *c_part, m, ldc, &bias[j0..j1]);
+                }
                 if tb {
                     small::nt(m, j1 - j0, k, a, lda, &b[j0 * ldb..], ldb, c_part, ldc, add);
                 } else {
@@ -425,8 +482,14 @@ pub fn gemm<T: Scalar>(
                 }
             });
         } else if tb {
+            if let Some(bias) = bias {
+                fill_rows(&mut *c, m, ldc, &bias[..n]);
+            }
             small::nt(m, n, k, a, lda, b, ldb, c, ldc, add);
         } else {
+            if let Some(bias) = bias {
+                fill_rows(&mut *c, m, ldc, &bias[..n]);
+            }
             small::nn(m, n, k, a, lda, b, ldb, c, ldc, add);
         }
         return;
@@ -436,6 +499,9 @@ pub fn gemm<T: Scalar>(
     // halves instead, computed apart and added. The cut depends on the shape only, so the
     // result is the same on one thread or two.
     if k >= 2048 && m * n <= 1 << 18 && flops >= 5.0e7 {
+        if let Some(bias) = bias {
+            fill_rows(&mut *c, m, ldc, &bias[..n]);
+        }
         let kh = k / 2;
         let (a1, a2) = if ta { (a, &a[kh * lda..]) } else { (a, &a[kh..]) };
         let (b1, b2) = if tb { (b, &b[kh..]) } else { (b, &b[kh * ldb..]) };
@@ -480,6 +546,9 @@ pub fn gemm<T: Scalar>(
     let big = flops >= 1.5e7 || (flops >= 6.0e6 && m >= 48 && k >= 64);
     let workers = threads();
     if !(big && workers > 1 && !IN_PARALLEL.with(|c| c.get())) {
+        if let Some(bias) = bias {
+            fill_rows(&mut *c, m, ldc, &bias[..n]);
+        }
         gemm_kernel(m, n, k, a, lda, ta, b, ldb, tb, c, ldc, acc, gemm::Parallelism::None);
         return;
     }
@@ -500,11 +569,19 @@ pub fn gemm<T: Scalar>(
             let a_part = if ta { &a[s0..] } else { &a[s0 * lda..] };
             // SAFETY: rows s0..s1 of C are this part's alone.
             let c_part = unsafe { std::slice::from_raw_parts_mut(cp.0.add(s0 * ldc), c_len - s0 * ldc) };
+            if let Some(bias) = bias {
+                fill_rows(&mut *c_part, s1 - s0, ldc, &bias[..n]);
+            }
             gemm_kernel(s1 - s0, n, k, a_part, lda, ta, b, ldb, tb, c_part, ldc, acc, gemm::Parallelism::None);
         } else {
             let b_part = if tb { &b[s0 * ldb..] } else { &b[s0..] };
             // SAFETY: columns s0..s1 of C are this part's alone; the kernel writes nothing else.
             unsafe {
+                if let Some(bias) = bias {
+                    for i in 0..m {
+                        std::slice::from_raw_parts_mut(cp.0.add(i * ldc + s0), s1 - s0).copy_from_slice(&bias[s0..s1]);
+                    }
+                }
                 gemm_raw(m, s1 - s0, k, a, lda, ta, b_part, ldb, tb, cp.0.add(s0), ldc, acc, gemm::Parallelism::None);
             }
         }
@@ -686,6 +763,38 @@ mod tests {
                     // -0 and +0 aside (0 + -0 is +0): equal values, so equal bits otherwise.
                     let same =
                         added.iter().zip(&over).all(|(x, y)| x == y && (x.to_bits() == y.to_bits() || *x == 0.0));
+                    assert!(same, "{m}x{n}x{k} ta={ta} on {threads} threads");
+                }
+            }
+        }
+        set_threads(0);
+    }
+
+    #[test]
+    fn bias_products_give_the_bits_of_filling_then_adding() {
+        // gemm_bias fills each part's rows as it goes: the same bits as filling all of C with
+        // the bias and adding the product, on every path (the few-row kernels on one thread
+        // and shared by columns, the long-k halves, the gemm crate on one thread and shared
+        // by rows or by columns, k = 0), and nothing written outside the n of ldc columns.
+        let shapes =
+            [(7, 40, 30), (9, 500, 500), (64, 512, 4096), (40, 33, 700), (784, 256, 128), (128, 784, 256), (5, 7, 0)];
+        for &(m, n, k) in &shapes {
+            let a: Vec<f32> = (0..k * m).map(|i| ((i as f32 * 0.7311).sin() * 3.1).tan() * 0.01).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i as f32 * 1.913).cos() * 2.3).tan() * 0.01).collect();
+            let bias: Vec<f32> = (0..n).map(|j| (j as f32 * 0.37).sin()).collect();
+            let ldc = n + 3;
+            for threads in [1, 2] {
+                set_threads(threads);
+                for ta in [false, true] {
+                    let lda = if ta { m } else { k };
+                    let mut want = vec![-7.0f32; m * ldc];
+                    for i in 0..m {
+                        want[i * ldc..i * ldc + n].copy_from_slice(&bias);
+                    }
+                    gemm(m, n, k, &a, lda, ta, &b, n, false, &mut want, ldc, Acc::Add);
+                    let mut got = vec![-7.0f32; m * ldc];
+                    gemm_bias(m, n, k, &a, lda, ta, &b, n, false, &mut got, ldc, &bias);
+                    let same = want.iter().zip(&got).all(|(x, y)| x.to_bits() == y.to_bits());
                     assert!(same, "{m}x{n}x{k} ta={ta} on {threads} threads");
                 }
             }
