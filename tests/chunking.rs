@@ -168,19 +168,28 @@ fn chunked_recurrences_equal_row_by_row() {
 /// projection computed a block of steps at a time): `predict` gives the same bits as the
 /// training-ready `call`, masks (from a Masking layer), direction, returned sequences and
 /// stateful carry-over included, in float64 and float32; a backward after it is an error.
+/// Serialises the tests that set the (global) projection blocking, so that each runs the
+/// paths it names.
+static BLOCKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// `set_projection_blocking`'s arguments: the defaults, never, and blocks of 2-3 steps here.
+const DEFAULT_BLOCKING: (usize, usize) = (1 << 20, 1 << 18);
+const NO_BLOCKING: (usize, usize) = (usize::MAX, 1 << 18);
+const SMALL_BLOCKS: (usize, usize) = (0, 500);
+
+fn set_blocking((min, block): (usize, usize)) {
+    memcell::layers::recurrent::set_projection_blocking(min, block);
+}
+
 #[test]
 fn inference_without_saved_steps_gives_the_same_bits() {
+    let _serial = BLOCKING.lock().unwrap_or_else(|e| e.into_inner());
     // Default sizes (these problems are too small to block), then blocks of 2-3 steps.
-    for blocking in [None, Some((0, 500))] {
-        if let Some((min, block)) = blocking {
-            memcell::layers::recurrent::set_projection_blocking(min, block);
-        }
-        inference_same_bits::<f64>(&format!("f64 blocking {blocking:?}"));
-        inference_same_bits::<f32>(&format!("f32 blocking {blocking:?}"));
+    for blocking in [DEFAULT_BLOCKING, SMALL_BLOCKS] {
+        inference_same_bits::<f64>(&format!("f64 blocking {blocking:?}"), blocking);
+        inference_same_bits::<f32>(&format!("f32 blocking {blocking:?}"), blocking);
     }
-    memcell::layers::recurrent::set_projection_blocking(1 << 20, 1 << 18);
     // M1's shapes at the default sizes: two chunks of 256 rows, blocks of 2 steps, through
-    // the general GEMM (k = 128 in the second layer).
+    // the general GEMM (k = 128 in the second layer), against the whole projection.
     let layers = vec![
         l("LSTM", json!({"units": 128, "return_sequences": true})),
         l("LSTM", json!({"units": 128})),
@@ -189,11 +198,79 @@ fn inference_without_saved_steps_gives_the_same_bits() {
     let mut m = model_of::<f32>(&layers, &[16, 1]);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
     let x = Tensor::<f32>::new(&[512, 16, 1], (0..512 * 16).map(|_| rng.gen_range(-1.0..1.0)).collect()).unwrap();
+    set_blocking(NO_BLOCKING);
     let a = m.call(&x, false, None, None).unwrap();
+    set_blocking(DEFAULT_BLOCKING);
     assert!(a.data == m.predict(&x, 512).unwrap().data, "M1-sized stack in inference");
 }
 
-fn inference_same_bits<T: Scalar>(what: &str) {
+/// Training computes a large input projection a block of steps at a time too (backward
+/// needs only the gate values, not P): outputs, input gradients and weight gradients are
+/// the same bits as with the whole projection stored, for every cell, with masks,
+/// go_backwards, no bias, initial states and two chunks, in float64 and float32.
+#[test]
+fn training_with_a_blocked_projection_gives_the_same_bits() {
+    let _serial = BLOCKING.lock().unwrap_or_else(|e| e.into_inner());
+    training_same_bits::<f64>("f64");
+    training_same_bits::<f32>("f32");
+    set_blocking(DEFAULT_BLOCKING);
+}
+
+fn training_same_bits<T: Scalar>(what: &str) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+    let tensor = |shape: &[usize], v: &[f64]| Tensor::<T>::from_f64(shape, v).unwrap();
+    for (class, extra) in
+        [("SimpleRNN", json!({})), ("LSTM", json!({})), ("GRU", json!({})), ("GRU", json!({"reset_after": false}))]
+    {
+        for (back, bias, init) in [(false, true, false), (true, true, true), (false, false, false)] {
+            let mut cfg = json!({"units": 8, "return_sequences": true, "go_backwards": back, "use_bias": bias});
+            for (k, v) in extra.as_object().unwrap() {
+                cfg[k] = v.clone();
+            }
+            let mut cfg2 = cfg.clone();
+            cfg2["units"] = json!(5);
+            cfg2["go_backwards"] = json!(false);
+            let layers = vec![l("Masking", json!({"mask_value": 0.0})), l(class, cfg), l(class, cfg2)];
+            let (b, t, f) = (70, 7, 3); // two chunks of 35 rows, blocks of steps 0-1, 2-3, 4-6
+            let mut m = model_of::<T>(&layers, &[t, f]);
+            for p in m.params_mut() {
+                for v in p.value.iter_mut() {
+                    *v += T::of(rng.gen_range(-0.3..0.3));
+                }
+            }
+            let mut x: Vec<f64> = (0..b * t * f).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            for step in [(0usize, 2usize), (5, 0), (5, 5), (40, 3)] {
+                x[(step.0 * t + step.1) * f..(step.0 * t + step.1 + 1) * f].fill(0.0);
+            }
+            let x = tensor(&[b, t, f], &x);
+            let n_states = if class == "LSTM" { 2 } else { 1 };
+            let init: Option<Vec<Tensor<T>>> = init.then(|| {
+                (0..n_states)
+                    .map(|_| tensor(&[b, 8], &(0..b * 8).map(|_| rng.gen_range(-0.5..0.5)).collect::<Vec<_>>()))
+                    .collect()
+            });
+            let g: Vec<f64> = (0..b * t * 5).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let g = tensor(&[b, t, 5], &g);
+            let mut runs = Vec::new();
+            for blocking in [NO_BLOCKING, SMALL_BLOCKS] {
+                set_blocking(blocking);
+                let y = m.call(&x, false, None, init.clone()).unwrap();
+                m.zero_grad();
+                let dx = m.backward(&g).unwrap();
+                let grads: Vec<Vec<T>> = m.named_params().into_iter().map(|(_, p)| p.grad.clone()).collect();
+                runs.push((y.data, dx.data, grads));
+            }
+            let name = format!("{what}: {class} {extra} back={back} bias={bias} init={init:?}", init = init.is_some());
+            assert!(runs[0].0 == runs[1].0, "{name}: output");
+            assert!(runs[0].1 == runs[1].1, "{name}: input gradient");
+            for (k, (a, e)) in runs[0].2.iter().zip(&runs[1].2).enumerate() {
+                assert!(a == e, "{name}: weight gradient {k}");
+            }
+        }
+    }
+}
+
+fn inference_same_bits<T: Scalar>(what: &str, blocking: (usize, usize)) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let tensor = |shape: &[usize], v: &[f64]| Tensor::<T>::from_f64(shape, v).unwrap();
     for class in ["SimpleRNN", "LSTM", "GRU"] {
@@ -217,7 +294,9 @@ fn inference_same_bits<T: Scalar>(what: &str) {
                     x[(step.0 * t + step.1) * f..(step.0 * t + step.1 + 1) * f].fill(0.0);
                 }
                 let x = tensor(&[b, t, f], &x);
+                set_blocking(NO_BLOCKING);
                 let a = m.call(&x, false, None, None).unwrap();
+                set_blocking(blocking);
                 let p = m.predict(&x, 1000).unwrap();
                 assert!(a.data == p.data, "{what}: {class} rs={rs} back={back} bias={bias}");
                 let g = Tensor::zeros(&p.shape);
