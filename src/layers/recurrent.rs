@@ -667,22 +667,31 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
             .then(|| Self::dropout_mask(ctx.rng, b * h, self.recurrent_dropout));
 
         // X chunk-major time-major, reversed for go_backwards; the mask likewise.
+        // Each chunk's rows by the thread that runs its time loop (M1's second layer, I1's:
+        // 2 and 32 MB a batch).
         sv.x_tm.resize(tl * b * f, T::zero());
-        for t in 0..tl {
-            let st = src_t(t);
-            for bi in 0..b {
-                let src = &x.data[(bi * tl + st) * f..(bi * tl + st + 1) * f];
-                let r = row_of(t, bi);
-                let dst = &mut sv.x_tm[r * f..(r + 1) * f];
-                match &sv.dmask {
-                    Some(m) => {
-                        for ((d, &v), &mv) in dst.iter_mut().zip(src).zip(&m[bi * f..(bi + 1) * f]) {
-                            *d = v * mv;
+        {
+            let parts = split_lens(&mut sv.x_tm, chunks.iter().map(|(r0, r1)| tl * (r1 - r0) * f));
+            let dmask = sv.dmask.as_deref();
+            let work: Vec<_> = chunks.iter().copied().zip(parts).collect();
+            crate::tensor::parallel_chunks(work, copy_work(tl * b * f), |((r0, r1), dst)| {
+                let bc = r1 - r0;
+                for t in 0..tl {
+                    let st = src_t(t);
+                    for bi in r0..r1 {
+                        let src = &x.data[(bi * tl + st) * f..(bi * tl + st + 1) * f];
+                        let d = &mut dst[(t * bc + bi - r0) * f..(t * bc + bi - r0 + 1) * f];
+                        match dmask {
+                            Some(m) => {
+                                for ((d, &v), &mv) in d.iter_mut().zip(src).zip(&m[bi * f..(bi + 1) * f]) {
+                                    *d = v * mv;
+                                }
+                            }
+                            None => d.copy_from_slice(src),
                         }
                     }
-                    None => dst.copy_from_slice(src),
                 }
-            }
+            });
         }
         sv.mask_tm = ctx.mask.as_ref().map(|m| {
             let mut v = vec![true; tl * b];
@@ -825,14 +834,29 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
             ctx.mask = None;
         }
         let y = if self.return_sequences {
-            let mut y = Tensor::zeros(&[b, tl, h]);
-            for t in 0..tl {
-                for bi in 0..b {
-                    let r = row_of(t, bi);
-                    y.data[(bi * tl + t) * h..(bi * tl + t + 1) * h].copy_from_slice(&sv.out[r * h..(r + 1) * h]);
-                }
+            // Back in batch order, each chunk's rows by the thread that computed them.
+            let n = b * tl * h;
+            let mut data: Vec<T> = Vec::with_capacity(n);
+            {
+                let parts =
+                    split_lens(&mut data.spare_capacity_mut()[..n], chunks.iter().map(|(r0, r1)| (r1 - r0) * tl * h));
+                let srcs = split_lens_ref(&sv.out, chunks.iter().map(|(r0, r1)| tl * (r1 - r0) * h));
+                let work: Vec<_> = chunks.iter().copied().zip(parts.into_iter().zip(srcs)).collect();
+                crate::tensor::parallel_chunks(work, copy_work(n), |((r0, r1), (dst, src))| {
+                    let bc = r1 - r0;
+                    for i in 0..bc {
+                        for t in 0..tl {
+                            let d = &mut dst[(i * tl + t) * h..(i * tl + t + 1) * h];
+                            for (d, &v) in d.iter_mut().zip(&src[(t * bc + i) * h..(t * bc + i + 1) * h]) {
+                                d.write(v);
+                            }
+                        }
+                    }
+                });
             }
-            y
+            // SAFETY: the chunks' parts cover all n values, each written just above.
+            unsafe { data.set_len(n) };
+            Tensor { shape: vec![b, tl, h], data }
         } else {
             let mut y = Tensor::zeros(&[b, h]);
             for bi in 0..b {
@@ -995,6 +1019,17 @@ fn project<T: Scalar>(rows: usize, gh: usize, f: usize, x: &[T], kernel: &[T], b
     match bias {
         Some(bias) => gemm_bias(rows, gh, f, x, f, false, kernel, gh, false, p, gh, bias),
         None => gemm(rows, gh, f, x, f, false, kernel, gh, false, p, gh, Acc::Overwrite),
+    }
+}
+
+/// The work to give [`crate::tensor::parallel_chunks`] for a layout copy of `n` values:
+/// shared out between the threads from [`crate::tensor::ELEMENTWISE_SHARE_MIN`] values, as the
+/// element-wise passes are.
+fn copy_work(n: usize) -> f64 {
+    if n >= crate::tensor::ELEMENTWISE_SHARE_MIN {
+        f64::INFINITY
+    } else {
+        0.0
     }
 }
 
