@@ -28,7 +28,8 @@ const LONG: usize = 1024;
 /// The sum of squared errors (and, with `grad`, `2·(p - y)·inv_n`) over a long batch: value
 /// i goes to partial sum i mod 8, the partial sums are added pairwise. As accurate as one
 /// running sum (more, for long ones), but a different last bit.
-fn mse_long<T: Scalar>(pred: &[T], target: &[T], grad: Option<&mut [T]>, inv_n: T) -> f64 {
+#[inline(always)]
+fn mse_long_kernel<T: Scalar>(pred: &[T], target: &[T], grad: Option<&mut [T]>, inv_n: T) -> f64 {
     let mut acc = [0.0f64; 8];
     let two = T::of(2.0);
     let (pc, tc) = (pred.chunks_exact(8), target.chunks_exact(8));
@@ -65,6 +66,9 @@ fn mse_long<T: Scalar>(pred: &[T], target: &[T], grad: Option<&mut [T]>, inv_n: 
     }
     ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
 }
+// Compiled for AVX-512 and AVX2 too: the baseline build converts and adds two doubles at a
+// time (A1: 66 µs of a batch's 128 x 784 values).
+crate::simd::dispatch! { fn mse_long<T: Scalar>(pred: &[T], target: &[T], grad: Option<&mut [T]>, inv_n: T) -> f64 => mse_long_kernel }
 
 impl Loss {
     /// Parses a Keras loss name.

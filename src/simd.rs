@@ -82,20 +82,20 @@ fn detect() -> Level {
 /// dispatch! { pub fn scale<T: Scalar>(x: &mut [T], s: T) => scale_kernel }
 /// ```
 macro_rules! dispatch {
-    ($(#[$m:meta])* $vis:vis fn $name:ident $(<$($g:ident : $b:path),*>)? ($($a:ident : $t:ty),* $(,)?) => $kernel:ident) => {
+    ($(#[$m:meta])* $vis:vis fn $name:ident $(<$($g:ident : $b:path),*>)? ($($a:ident : $t:ty),* $(,)?) $(-> $r:ty)? => $kernel:ident) => {
         $(#[$m])*
         #[allow(clippy::too_many_arguments)]
-        $vis fn $name $(<$($g: $b),*>)? ($($a: $t),*) {
+        $vis fn $name $(<$($g: $b),*>)? ($($a: $t),*) $(-> $r)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
-                unsafe fn v4 $(<$($g: $b),*>)? ($($a: $t),*) {
+                unsafe fn v4 $(<$($g: $b),*>)? ($($a: $t),*) $(-> $r)? {
                     $kernel($($a),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
-                unsafe fn v3 $(<$($g: $b),*>)? ($($a: $t),*) {
+                unsafe fn v3 $(<$($g: $b),*>)? ($($a: $t),*) $(-> $r)? {
                     $kernel($($a),*)
                 }
                 match $crate::simd::level() {
