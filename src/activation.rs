@@ -5,6 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::tensor::Scalar;
+use std::mem::MaybeUninit;
 
 /// An element-wise activation function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -396,6 +397,20 @@ impl Act for SigmoidFn {
     }
 }
 
+/// ReLU, statically (the same values as [`Activation::Relu`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ReluFn;
+impl Act for ReluFn {
+    #[inline(always)]
+    fn f<T: Scalar>(self, z: T) -> T {
+        Activation::Relu.f(z)
+    }
+    #[inline(always)]
+    fn df<T: Scalar>(self, z: T, y: T) -> T {
+        Activation::Relu.df(z, y)
+    }
+}
+
 #[inline(always)]
 fn map_kernel<T: Scalar, A: Act>(a: A, z: &[T], y: &mut [T]) {
     for (yv, &zv) in y.iter_mut().zip(z) {
@@ -411,6 +426,16 @@ fn dmap_kernel<T: Scalar, A: Act>(a: A, z: &[T], y: &[T], d: &mut [T]) {
     }
 }
 crate::simd::dispatch! { fn dmap_fast<T: Scalar, A: Act>(a: A, z: &[T], y: &[T], d: &mut [T]) => dmap_kernel }
+
+/// `d = dy ⊙ f'(z)`: [`dmap_kernel`] from a separate incoming gradient (one pass, no copy).
+#[inline(always)]
+fn dmap_from_kernel<T: Scalar, A: Act>(a: A, z: &[T], y: &[T], dy: &[T], d: &mut [MaybeUninit<T>]) {
+    for (((dv, &gv), &zv), &yv) in d.iter_mut().zip(dy).zip(z).zip(y) {
+        dv.write(gv * a.df(zv, yv));
+    }
+}
+crate::simd::dispatch! { fn dmap_from_fast<T: Scalar, A: Act>(a: A, z: &[T], y: &[T], dy: &[T],
+d: &mut [MaybeUninit<T>]) => dmap_from_kernel }
 
 #[inline(always)]
 fn hard_sigmoid<T: Scalar>(z: T) -> T {
@@ -449,6 +474,7 @@ pub fn apply_rows<T: Scalar>(act: Activation, z: &[T], y: &mut [T], cols: usize)
             match act {
                 Activation::Tanh => map_fast(TanhFn, z, y),
                 Activation::Sigmoid => map_fast(SigmoidFn, z, y),
+                Activation::Relu => map_fast(ReluFn, z, y),
                 other => map_kernel(other, z, y),
             }
         });
@@ -474,11 +500,39 @@ pub fn backprop_rows<T: Scalar>(act: Activation, z: &[T], y: &[T], d: &mut [T], 
                 match act {
                     Activation::Tanh => dmap_fast(TanhFn, z, y, d),
                     Activation::Sigmoid => dmap_fast(SigmoidFn, z, y, d),
+                    Activation::Relu => dmap_fast(ReluFn, z, y, d),
                     other => dmap_kernel(other, z, y, d),
                 }
             });
         }
     }
+}
+
+/// [`backprop_rows`] from `dy` into `d` (resized; its allocation reused): `d = dy ⊙ f'(z)` in
+/// one pass over both, the same values as copying `dy` into `d` and calling [`backprop_rows`].
+pub fn backprop_rows_from<T: Scalar>(act: Activation, z: &[T], y: &[T], dy: &[T], d: &mut Vec<T>, cols: usize) {
+    if act == Activation::Linear || act == Activation::Softmax {
+        crate::tensor::copy_shared(dy, d);
+        backprop_rows(act, z, y, d, cols);
+        return;
+    }
+    let n = dy.len();
+    assert!(z.len() >= n && y.len() >= n, "backprop_rows_from: {} values of z, {} of y for {n}", z.len(), y.len());
+    d.clear();
+    d.reserve(n);
+    crate::tensor::share_parts(&mut d.spare_capacity_mut()[..n], 64, |start, d| {
+        let r = start..start + d.len();
+        let (z, y, dy) = (&z[r.clone()], &y[r.clone()], &dy[r]);
+        match act {
+            Activation::Tanh => dmap_from_fast(TanhFn, z, y, dy, d),
+            Activation::Sigmoid => dmap_from_fast(SigmoidFn, z, y, dy, d),
+            Activation::Relu => dmap_from_fast(ReluFn, z, y, dy, d),
+            other => dmap_from_kernel(other, z, y, dy, d),
+        }
+    });
+    // SAFETY: the parts cover all n values, each written just above (the kernels write every
+    // value of their part: the four slices have the part's length).
+    unsafe { d.set_len(n) };
 }
 
 #[cfg(test)]
@@ -491,7 +545,7 @@ mod tests {
         let n = crate::tensor::ELEMENTWISE_SHARE_MIN * 3 + 37;
         let z: Vec<f32> = (0..n).map(|i| (i as f32 * 0.013).sin() * 9.0).collect();
         let d0: Vec<f32> = (0..n).map(|i| (i as f32 * 0.7).cos()).collect();
-        for act in [Activation::Sigmoid, Activation::Tanh, Activation::Relu, Activation::Elu] {
+        for act in [Activation::Sigmoid, Activation::Tanh, Activation::Relu, Activation::Elu, Activation::Linear] {
             let mut out = Vec::new();
             for threads in [1, 2] {
                 crate::tensor::set_threads(threads);
@@ -499,14 +553,23 @@ mod tests {
                 apply_rows(act, &z, &mut y, 100);
                 let mut d = d0.clone();
                 backprop_rows(act, &z, &y, &mut d, 100);
-                out.push((y, d));
+                // From a separate incoming gradient, into a reused buffer: the same values.
+                let mut from = vec![7.0f32; 3];
+                backprop_rows_from(act, &z, &y, &d0, &mut from, 100);
+                out.push((y, d, from));
             }
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert!(bits(&out[0].0) == bits(&out[1].0), "{act:?}: activations differ between 1 and 2 threads");
             assert!(bits(&out[0].1) == bits(&out[1].1), "{act:?}: derivatives differ between 1 and 2 threads");
-            // Every value was written (the ranges cover all of them).
-            let want: Vec<u32> = z.iter().map(|&v| act_f(act, v).to_bits()).collect();
-            assert!(bits(&out[1].0) == want, "{act:?}: not every value computed as one by one");
+            for (y, d, from) in &out {
+                // Every value was written (the ranges cover all of them), each as the
+                // run-time-chosen function computes it one by one.
+                let want: Vec<u32> = z.iter().map(|&v| act.f(v).to_bits()).collect();
+                assert!(bits(y) == want, "{act:?}: not every value computed as one by one");
+                let dwant: Vec<u32> = (0..n).map(|i| (d0[i] * act.df(z[i], y[i])).to_bits()).collect();
+                assert!(bits(d) == dwant, "{act:?}: not every derivative computed as one by one");
+                assert!(bits(from) == dwant, "{act:?}: backprop_rows_from differs");
+            }
         }
         crate::tensor::set_threads(0);
     }

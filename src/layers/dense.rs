@@ -3,7 +3,7 @@
 //! Keras `Dense(125, activation="relu")` is `Dense::new(125).activation("relu")`.
 
 use super::{Ctx, KlSparsity, Layer, Param, ParamJob, Regularizer};
-use crate::activation::{apply_rows, backprop_rows, Activation};
+use crate::activation::{apply_rows, backprop_rows, backprop_rows_from, Activation};
 use crate::error::{Error, Result};
 use crate::init::glorot_uniform;
 use crate::tensor::{add_col_sums, gemm, gemm_bias, Acc, Scalar, Tensor};
@@ -198,15 +198,20 @@ impl<T: Scalar> Dense<T> {
         let (f, u) = (self.in_features, self.units);
         let rows = self.z.len() / u;
         let mut dz = std::mem::take(&mut self.dz); // (rows, u)
-        crate::tensor::copy_shared(&dy.data, &mut dz);
-        if let Some(r) = &self.activity_regularizer {
-            r.add_grad(&self.y, &mut dz, 1.0);
+        if self.activity_regularizer.is_none() && self.activity_sparsity.is_none() {
+            // y = f(z): dz = dy ⊙ f'(z), one pass from dy.
+            backprop_rows_from(self.activation, &self.z, &self.y, &dy.data, &mut dz, u);
+        } else {
+            crate::tensor::copy_shared(&dy.data, &mut dz);
+            if let Some(r) = &self.activity_regularizer {
+                r.add_grad(&self.y, &mut dz, 1.0);
+            }
+            if let Some(sp) = &self.activity_sparsity {
+                sp.add_grad(&self.y, &mut dz, u);
+            }
+            // y = f(z)
+            backprop_rows(self.activation, &self.z, &self.y, &mut dz, u);
         }
-        if let Some(sp) = &self.activity_sparsity {
-            sp.add_grad(&self.y, &mut dz, u);
-        }
-        // y = f(z)
-        backprop_rows(self.activation, &self.z, &self.y, &mut dz, u);
         // z = x · kernel + bias
         let acc = if overwrite { Acc::Overwrite } else { Acc::Add };
         gemm(f, u, rows, &self.x.data, f, true, &dz, u, false, &mut self.kernel.grad, u, acc);
