@@ -18,6 +18,10 @@ use std::borrow::Cow;
 /// the GEMM shares a product out between threads.
 const OVERLAP_MAX_FLOPS: f64 = 1.5e7;
 
+/// Forward work of a training batch (operations) from which [`Sequential::fit`] keeps the
+/// other thread watching through the batch.
+const SHARED_BATCH_FLOPS: f64 = 2.0e7;
+
 /// The fewest weights of a model whose training steps overlap their update with the backward
 /// pass (see [`Sequential::train_step`]): below, the update is too short to share.
 const OVERLAP_MIN_WEIGHTS: usize = 100_000;
@@ -280,8 +284,12 @@ impl<T: Scalar> Sequential<T> {
                 };
                 let overlap =
                     self.overlaps_step(self.optimizer.as_ref().expect("compiled"), xb.len() / xb.last_dim().max(1));
-                if overlap {
-                    // The other thread will be needed after the forward pass: keep it awake.
+                if overlap || self.shares_batches(xb.len() / xb.last_dim().max(1)) {
+                    // The other thread will be needed again within microseconds all through
+                    // the batch (its products, the overlapped update, the element-wise passes):
+                    // keep it awake through the serial stretches between them (the loss, the
+                    // small layers), where it would otherwise fall asleep and take 50-70 µs to
+                    // wake.
                     crate::tensor::keep_watching(std::time::Duration::from_millis(2));
                 }
                 let pred = self.run(xb, true, true, None, None)?;
@@ -385,6 +393,14 @@ impl<T: Scalar> Sequential<T> {
             g = Some(dx);
         }
         Ok(())
+    }
+
+    /// Whether a training batch of `rows` rows (batch x steps) has work for more than one
+    /// thread: about two operations per weight and row in the forward pass alone, against
+    /// the size from which products and passes are shared out.
+    fn shares_batches(&self, rows: usize) -> bool {
+        let weights: usize = self.layers.iter().flat_map(|l| l.params()).map(|p| p.value.len()).sum();
+        crate::tensor::threads() > 1 && 2.0 * rows as f64 * weights as f64 >= SHARED_BATCH_FLOPS
     }
 
     /// Whether [`Sequential::train_step`] overlaps the update with the backward pass, for a
