@@ -1080,8 +1080,10 @@ fn forward_chunk<T: Scalar, C: Cell<T>>(
             }
         };
         let (st_prev, st_next, k) = (slots.state(t), slots.state(t + 1), slots.step(t));
-        // hr_t = h_{t-1} (⊙ recurrent dropout mask)
-        {
+        // hr_t = h_{t-1} (⊙ recurrent dropout mask), kept for backward; in inference without
+        // the mask the step reads h_{t-1} where it lies.
+        let copy_hr = slots.keep || rmask.is_some();
+        if copy_hr {
             let hprev = &states[0][st_prev * bh..(st_prev + 1) * bh];
             let hrt = &mut hr[k * bh..(k + 1) * bh];
             match rmask {
@@ -1112,7 +1114,7 @@ fn forward_chunk<T: Scalar, C: Cell<T>>(
                 w,
                 bc,
                 p_t,
-                &hr[k * bh..(k + 1) * bh],
+                if copy_hr { &hr[k * bh..(k + 1) * bh] } else { p0 },
                 &prev_arr[..s],
                 &mut next_arr[..s],
                 &mut cache[k * bc * cw..(k + 1) * bc * cw],
@@ -1122,6 +1124,8 @@ fn forward_chunk<T: Scalar, C: Cell<T>>(
         // Masked rows keep their states; the output is carried or zero.
         let o = slots.out(t);
         match mask {
+            // One output slot (inference, the last step returned): only the last step's counts.
+            None if !slots.all_out && t + 1 < tl => {}
             None => out[o * bh..(o + 1) * bh].copy_from_slice(&states[0][st_next * bh..(st_next + 1) * bh]),
             Some(m) => {
                 for bi in 0..bc {
