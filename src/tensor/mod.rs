@@ -439,6 +439,32 @@ fn gemm_from<T: Scalar>(
     let a_need = if ta { (k - 1) * lda + m } else { (m - 1) * lda + k };
     let b_need = if tb { (n - 1) * ldb + k } else { (k - 1) * ldb + n };
     assert!(a.len() >= a_need && b.len() >= b_need && c.len() >= (m - 1) * ldc + n, "gemm extents");
+    if k == 1 {
+        // An outer product (a recurrent layer's projection of one input feature): one pass
+        // over C, the bias or C's value plus a_i·b_j, where the GEMM would fill C with the bias
+        // and then read and write it again. The same bits: the GEMM's sum of one product is
+        // that product rounded, added to what C holds.
+        let b_row: std::borrow::Cow<[T]> =
+            if tb { (0..n).map(|j| b[j * ldb]).collect::<Vec<T>>().into() } else { (&b[..n]).into() };
+        let flops = 2.0 * m as f64 * n as f64;
+        let rows: Vec<(usize, &mut [T])> = c.chunks_mut(ldc).take(m).enumerate().collect();
+        let per = rows.len().div_ceil(threads()).max(1);
+        let groups: Vec<Vec<(usize, &mut [T])>> = {
+            let mut it = rows.into_iter().peekable();
+            let mut g = Vec::new();
+            while it.peek().is_some() {
+                g.push(it.by_ref().take(per).collect());
+            }
+            g
+        };
+        parallel_chunks(groups, flops, |g| {
+            for (i, row) in g {
+                let ai = if ta { a[i] } else { a[i * lda] };
+                outer_row(ai, &b_row, bias.map(|v| &v[..n]), acc == Acc::Add, &mut row[..n]);
+            }
+        });
+        return;
+    }
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
     // Few rows in float32 on AVX-512: the unpacked kernels (see `small`).
     #[cfg(target_arch = "x86_64")]
@@ -587,6 +613,33 @@ fn gemm_from<T: Scalar>(
         }
     });
 }
+
+/// One row of an outer product: `c = base + a·b` with base the bias (given), `c` (`add`) or
+/// nothing. `a·b + 0` is what a GEMM's sum of one product is (an FMA onto a zero accumulator:
+/// a product of -0 comes out +0).
+#[inline(always)]
+fn outer_row_kernel<T: Scalar>(a: T, b: &[T], bias: Option<&[T]>, add: bool, c: &mut [T]) {
+    let b = &b[..c.len()];
+    match bias {
+        Some(bias) => {
+            let bias = &bias[..c.len()];
+            for j in 0..c.len() {
+                c[j] = bias[j] + (a * b[j] + T::zero());
+            }
+        }
+        None if add => {
+            for j in 0..c.len() {
+                c[j] += a * b[j] + T::zero();
+            }
+        }
+        None => {
+            for j in 0..c.len() {
+                c[j] = a * b[j] + T::zero();
+            }
+        }
+    }
+}
+crate::simd::dispatch! { fn outer_row<T: Scalar>(a: T, b: &[T], bias: Option<&[T]>, add: bool, c: &mut [T]) => outer_row_kernel }
 
 /// A pointer that may cross to another thread (each thread writes its own part).
 #[derive(Clone, Copy)]
@@ -767,6 +820,57 @@ mod tests {
                 }
             }
         }
+        set_threads(0);
+    }
+
+    #[test]
+    fn outer_products_give_the_gemm_kernels_bits() {
+        // k = 1 (a recurrent layer's single input feature) takes its own pass: the bits of the
+        // gemm crate and of the few-row kernels, with and without bias, overwriting and adding,
+        // on one and two threads, zero products included.
+        for &(m, n) in &[(9, 500), (100, 37), (4096, 512), (48, 17)] {
+            let a: Vec<f32> = (0..m).map(|i| if i % 7 == 0 { 0.0 } else { (i as f32 * 0.77).sin() }).collect();
+            let b: Vec<f32> = (0..n).map(|j| if j % 5 == 0 { -0.0 } else { (j as f32 * 1.3).cos() }).collect();
+            let bias: Vec<f32> = (0..n).map(|j| if j % 3 == 0 { -0.0 } else { (j as f32 * 0.1).sin() }).collect();
+            let start: Vec<f32> =
+                (0..m * n).map(|i| if i % 11 == 0 { -0.0 } else { (i as f32 * 0.01).cos() }).collect();
+            for tb in [false, true] {
+                for (acc, with_bias) in [(Acc::Overwrite, false), (Acc::Add, false), (Acc::Add, true)] {
+                    let mut want = start.clone();
+                    if with_bias {
+                        fill_rows(&mut want, m, n, &bias);
+                    }
+                    if m <= small::MAX_ROWS && crate::simd::level() == crate::simd::Level::V4 {
+                        small::nn(m, n, 1, &a, 1, &b, n, &mut want, n, acc == Acc::Add);
+                    } else {
+                        gemm_kernel(m, n, 1, &a, 1, false, &b, n, false, &mut want, n, acc, gemm::Parallelism::None);
+                    }
+                    for threads in [1, 2] {
+                        set_threads(threads);
+                        set_parallel_threshold(0.0);
+                        let mut got = start.clone();
+                        if with_bias {
+                            gemm_bias(m, n, 1, &a, 1, false, &b, if tb { 1 } else { n }, tb, &mut got, n, &bias);
+                        } else {
+                            gemm(m, n, 1, &a, 1, false, &b, if tb { 1 } else { n }, tb, &mut got, n, acc);
+                        }
+                        // The sign of an exact zero aside (the gemm crate's overwriting sum of
+                        // one product keeps a -0 that an FMA onto zero makes +0).
+                        let bad = want
+                            .iter()
+                            .zip(&got)
+                            .position(|(x, y)| x != y || (x.to_bits() != y.to_bits() && *x != 0.0));
+                        assert!(
+                            bad.is_none(),
+                            "{m}x{n} tb={tb} {acc:?} bias={with_bias} on {threads} threads: at {bad:?} {:?} vs {:?}",
+                            bad.map(|i| want[i]),
+                            bad.map(|i| got[i])
+                        );
+                    }
+                }
+            }
+        }
+        set_parallel_threshold(2.0e7);
         set_threads(0);
     }
 
