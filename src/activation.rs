@@ -574,12 +574,6 @@ mod tests {
         crate::tensor::set_threads(0);
     }
 
-    fn act_f(act: Activation, z: f32) -> f32 {
-        let mut y = [0.0f32];
-        apply_rows(act, &[z], &mut y, 1);
-        y[0]
-    }
-
     #[test]
     fn derivatives_match_central_differences() {
         let all = [
