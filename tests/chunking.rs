@@ -312,3 +312,80 @@ fn inference_same_bits<T: Scalar>(what: &str, blocking: (usize, usize)) {
         assert!(m.predict(&x, 1000).unwrap().data == second.data, "{what}: {class}: carried state in inference");
     }
 }
+
+/// Inference runs consecutive recurrent layers together, a time step at a time, when nothing
+/// needs the whole sequence between them (no mask, no initial state, forwards, not stateful):
+/// `predict` gives the same bits as the training-ready `call`, which runs them layer by layer,
+/// for stacks of two and three mixed cells with or without bias, returning the last step or
+/// the sequence, one input feature or three, one chunk (9 rows: the few-row kernels) or
+/// several (70 rows: two chunks of 35; 600: three of 200 through the general GEMM), in f64
+/// and f32, with the same final states. A layer that cannot take part ends the stack there;
+/// a single row runs layer by layer.
+#[test]
+fn stacked_inference_gives_the_bits_of_layer_by_layer() {
+    let _serial = BLOCKING.lock().unwrap_or_else(|e| e.into_inner());
+    set_blocking(DEFAULT_BLOCKING);
+    stacked_same_bits::<f64>("f64");
+    stacked_same_bits::<f32>("f32");
+}
+
+fn stacked_same_bits<T: Scalar>(what: &str) {
+    use memcell::layers::recurrent::stacks_run;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+    let cells = [
+        ("SimpleRNN", json!({})),
+        ("LSTM", json!({})),
+        ("GRU", json!({})),
+        ("GRU", json!({"reset_after": false})),
+        ("SimpleRNN", json!({"activation": "relu"})),
+    ];
+    let cfg = |c: usize, units: usize, rs: bool, bias: bool| {
+        let mut cfg = json!({"units": units, "return_sequences": rs, "use_bias": bias});
+        for (k, v) in cells[c].1.as_object().unwrap() {
+            cfg[k] = v.clone();
+        }
+        l(cells[c].0, cfg)
+    };
+    let mut case = 0;
+    for (b, f) in [(1, 1), (9, 3), (70, 1), (600, 3)] {
+        for (stack, last_rs, bias) in
+            [(vec![1, 1], false, true), (vec![0, 2, 1], true, true), (vec![3, 4], false, false)]
+        {
+            let (t, n) = (5, stack.len());
+            let mut layers: Vec<Value> =
+                stack.iter().enumerate().map(|(i, &c)| cfg(c, 6 + 2 * i, i + 1 < n || last_rs, bias)).collect();
+            layers.push(l("Dense", json!({"units": 2})));
+            case += 1;
+            // Every other case: a layer that cannot take part (go_backwards) after the stack.
+            if case % 2 == 0 && last_rs {
+                layers.insert(n, l("LSTM", json!({"units": 3, "go_backwards": true, "return_sequences": true})));
+            }
+            let mut m = model_of::<T>(&layers, &[t, f]);
+            for p in m.params_mut() {
+                for v in p.value.iter_mut() {
+                    *v += T::of(rng.gen_range(-0.3..0.3));
+                }
+            }
+            let x = Tensor::<T>::from_f64(
+                &[b, t, f],
+                &(0..b * t * f).map(|_| rng.gen_range(-1.0..1.0)).collect::<Vec<_>>(),
+            )
+            .unwrap();
+            let a = m.call(&x, false, None, None).unwrap();
+            let states_a: Vec<Vec<Vec<T>>> =
+                m.layers().iter().map(|l| l.states().into_iter().map(|s| s.data).collect()).collect();
+            let before = stacks_run();
+            let p = m.predict(&x, 1000).unwrap();
+            let name = format!("{what}: b={b} f={f} stack={stack:?} last_rs={last_rs} bias={bias} case {case}");
+            // One row: only a one-feature layer can step (the second layer has 6 features).
+            let stacked = u64::from(b > 1);
+            assert_eq!(stacks_run() - before, stacked, "{name}: stacks run");
+            assert!(a.data == p.data, "{name}: output");
+            let states_p: Vec<Vec<Vec<T>>> =
+                m.layers().iter().map(|l| l.states().into_iter().map(|s| s.data).collect()).collect();
+            assert!(states_a == states_p, "{name}: final states {states_a:?} vs {states_p:?}");
+            let g = Tensor::zeros(&p.shape);
+            assert!(m.backward(&g).unwrap_err().to_string().contains("backward needs"), "{name}: backward");
+        }
+    }
+}

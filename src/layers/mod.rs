@@ -327,6 +327,15 @@ pub trait Layer<T: Scalar>: Send {
     fn activity_penalty(&self) -> f64 {
         0.0
     }
+    /// This layer as one time step of a stack of recurrent layers that inference runs a step
+    /// at a time ([`recurrent::StackStep`]); `None` for layers that are not recurrent.
+    fn stack_step(&self) -> Option<&dyn recurrent::StackStep<T>> {
+        None
+    }
+    /// [`Layer::stack_step`], mutable.
+    fn stack_step_mut(&mut self) -> Option<&mut dyn recurrent::StackStep<T>> {
+        None
+    }
 }
 
 /// Parses `units` from a config: a positive integer, or an integral float such as the seed's

@@ -23,6 +23,10 @@
 //! `dX = dP · kernelᵀ`, `dkernel = X_tmᵀ · dP`, `db_in = Σ dP` and the cell's
 //! `drecurrent_kernel = Σ_t hr_tᵀ · dRec_t` as single GEMMs over all T·B rows.
 
+mod stack;
+pub(crate) use stack::run_stack;
+pub use stack::{stacks_run, StackStep, StepScratch};
+
 use super::{check_rate, Ctx, Layer, Mask, Param, ParamJob, Regularizer};
 use crate::error::{Error, Result};
 use crate::init::{glorot_uniform, orthogonal};
@@ -225,7 +229,7 @@ struct Saved<T> {
 /// Rows per chunk: batches of 64 rows and more are cut into 2 to 8 chunks of at least 32 and
 /// about 256 rows (a function of the batch size only, so results do not depend on the
 /// number of threads); per-step products of 256 rows run near the GEMM's full speed.
-fn chunk_ranges(b: usize) -> Vec<(usize, usize)> {
+pub(crate) fn chunk_ranges(b: usize) -> Vec<(usize, usize)> {
     let n = if b < 64 { 1 } else { (b / 256).clamp(2, 8) };
     (0..n).map(|c| (c * b / n, (c + 1) * b / n)).collect()
 }
@@ -956,6 +960,12 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
     }
     fn activity_penalty(&self) -> f64 {
         self.activity
+    }
+    fn stack_step(&self) -> Option<&dyn StackStep<T>> {
+        Some(self)
+    }
+    fn stack_step_mut(&mut self) -> Option<&mut dyn StackStep<T>> {
+        Some(self)
     }
 }
 

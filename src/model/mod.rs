@@ -29,6 +29,24 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
 
+/// The end of the run of layers from `start` that inference can step through together: each
+/// [`crate::layers::recurrent::StackStep::stackable`] for a batch of `batch` rows, each but
+/// the last returning sequences. `start + 1` when there is no such run of two or more.
+fn stack_end<T: Scalar>(layers: &[Box<dyn Layer<T>>], start: usize, batch: usize) -> usize {
+    let min_rows = crate::layers::recurrent::chunk_ranges(batch).iter().map(|(r0, r1)| r1 - r0).min().unwrap_or(0);
+    let mut end = start;
+    while let Some(s) = layers.get(end).and_then(|l| l.stack_step()) {
+        if !s.stackable(min_rows) {
+            break;
+        }
+        end += 1;
+        if !s.returns_sequences() {
+            break;
+        }
+    }
+    end.max(start + 1)
+}
+
 /// A linear stack of layers (Keras `Sequential`). `T` is the compute type: `f32` (Keras's
 /// default) or `f64`.
 pub struct Sequential<T: Scalar> {
@@ -324,12 +342,33 @@ impl<T: Scalar> Sequential<T> {
         self.sync_ties();
         self.kept = for_backward;
         let mut ctx = Ctx { training, mask, initial_state, rng: &mut self.rng, for_backward };
-        let (first, rest) = self.layers.split_first_mut().ok_or_else(|| Error::config("the model has no layers"))?;
-        let mut h = first.forward(x, &mut ctx)?;
-        for l in rest.iter_mut() {
-            h = l.forward(&h, &mut ctx)?;
+        if self.layers.is_empty() {
+            return Err(Error::config("the model has no layers"));
         }
-        Ok(h)
+        let inference = !training && !for_backward;
+        let mut h: Option<Tensor<T>> = None;
+        let mut i = 0;
+        while i < self.layers.len() {
+            let x = h.as_ref().unwrap_or(x);
+            // In inference, consecutive recurrent layers (each but the last returning
+            // sequences) run together a time step at a time: the same numbers, without the
+            // intermediate sequences (see `recurrent::run_stack`).
+            let end = if inference && ctx.mask.is_none() && ctx.initial_state.is_none() {
+                stack_end(&self.layers, i, x.batch())
+            } else {
+                i + 1
+            };
+            let y = if end > i + 1 {
+                let mut stack: Vec<&mut dyn crate::layers::recurrent::StackStep<T>> =
+                    self.layers[i..end].iter_mut().map(|l| l.stack_step_mut().expect("checked by stack_end")).collect();
+                crate::layers::recurrent::run_stack(&mut stack, x)?
+            } else {
+                self.layers[i].forward(x, &mut ctx)?
+            };
+            h = Some(y);
+            i = end;
+        }
+        Ok(h.expect("at least one layer ran"))
     }
 
     /// Runs layers `from..to` only (an autoencoder's encoder or decoder half); `x` must have
