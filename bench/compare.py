@@ -230,6 +230,8 @@ def main():
                          f"or use bench/run_all.sh)")
     os.makedirs(os.path.join(a.out, "raw"), exist_ok=True)
     t_start = time.perf_counter()
+    # The machine as the run starts (its load average then); the header is written at the end.
+    machine_at_start = machine()
 
     def progress(msg):
         el = time.perf_counter() - t_start
@@ -284,7 +286,7 @@ def main():
     sg = next(w for w in ws if w["id"] == "sgemm")["phase"]
     header = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
+        "machine": machine_at_start,
         "memcell": memcell_version(a.memcell) if "memcell" in systems else {"commit": "-", "version": "-"},
         "versions": versions,
         "threads": a.threads,
