@@ -222,8 +222,10 @@ struct Saved<T> {
     cache: Vec<T>,               // (T·B, cache_width)
     out: Vec<T>,                 // (T·B, H), processing order
     // Backward scratch.
-    dp: Vec<T>,   // (T·B, G·H)
-    drec: Vec<T>, // (T·B, G·H)
+    dp: Vec<T>,    // (T·B, G·H)
+    drec: Vec<T>,  // (T·B, G·H)
+    gy: Vec<T>,    // (T·B, H), the gradient reaching each step's output
+    dx_tm: Vec<T>, // (T·B, F)
 }
 
 /// Rows per chunk: batches of 64 rows and more are cut into 2 to 8 chunks of at least 32 and
@@ -314,20 +316,30 @@ impl<T: Scalar, C: Cell<T>> Recurrent<T, C> {
             tl * r0 + t * (r1 - r0) + (bi - r0)
         };
         // The gradient reaching each step's output, in the chunk-major layout (the activity
-        // penalty's included).
-        let mut gy = vec![T::zero(); tl * b * h];
-        for bi in 0..b {
-            for t in 0..tl {
-                let src = if self.return_sequences {
-                    &dy.data[(bi * tl + t) * h..(bi * tl + t + 1) * h]
-                } else if t == tl - 1 {
-                    &dy.data[bi * h..(bi + 1) * h]
-                } else {
-                    continue;
-                };
-                let r = row_of(t, bi);
-                gy[r * h..(r + 1) * h].copy_from_slice(src);
-            }
+        // penalty's included); each chunk's rows by a thread of its own for a long sequence.
+        // The buffer is kept between calls: every value is written (the steps that return
+        // nothing get zeros).
+        let mut gy = std::mem::take(&mut sv.gy);
+        gy.resize(tl * b * h, T::zero());
+        {
+            let parts = split_lens(&mut gy, chunks.iter().map(|(r0, r1)| tl * (r1 - r0) * h));
+            let work: Vec<_> = chunks.iter().copied().zip(parts).collect();
+            let rs = self.return_sequences;
+            crate::tensor::parallel_chunks(work, copy_work(tl * b * h), |((r0, r1), part)| {
+                let bc = r1 - r0;
+                for t in 0..tl {
+                    for bi in r0..r1 {
+                        let dst = &mut part[(t * bc + bi - r0) * h..(t * bc + bi - r0 + 1) * h];
+                        if rs {
+                            dst.copy_from_slice(&dy.data[(bi * tl + t) * h..(bi * tl + t + 1) * h]);
+                        } else if t == tl - 1 {
+                            dst.copy_from_slice(&dy.data[bi * h..(bi + 1) * h]);
+                        } else {
+                            dst.fill(T::zero());
+                        }
+                    }
+                }
+            });
         }
         if let Some(reg) = &self.activity_regularizer {
             // The penalty is on the returned output: every step's, or the last one's.
@@ -419,6 +431,7 @@ impl<T: Scalar, C: Cell<T>> Recurrent<T, C> {
             crate::tensor::parallel_chunks(work, flops, |ch| backward_chunk(cell, &w, zofm, zi, tl, h, ch));
         }
 
+        sv.gy = gy;
         let rows = tl * b;
         self.init_grads = if sv.zero_init {
             Vec::new()
@@ -428,27 +441,44 @@ impl<T: Scalar, C: Cell<T>> Recurrent<T, C> {
         if !need_dx {
             return Tensor::zeros(&[0]);
         }
-        // dX = dP · kernelᵀ, back to (B, T, F) in input order.
-        let mut dx_tm = vec![T::zero(); rows * f];
-        gemm(rows, f, gh, &sv.dp, gh, false, &self.kernel.value, gh, true, &mut dx_tm, f, Acc::Overwrite);
-        let mut dx = Tensor::zeros(&[b, tl, f]);
-        for t in 0..tl {
-            let st = if self.go_backwards { tl - 1 - t } else { t };
-            for bi in 0..b {
-                let r = row_of(t, bi);
-                let src = &dx_tm[r * f..(r + 1) * f];
-                let dst = &mut dx.data[(bi * tl + st) * f..(bi * tl + st + 1) * f];
-                match &sv.dmask {
-                    Some(m) => {
-                        for ((d, &v), &mv) in dst.iter_mut().zip(src).zip(&m[bi * f..(bi + 1) * f]) {
-                            *d = v * mv;
+        // dX = dP · kernelᵀ (into a buffer kept between calls), back to (B, T, F) in input
+        // order, each chunk's rows by a thread of its own for a long sequence.
+        sv.dx_tm.resize(rows * f, T::zero());
+        gemm(rows, f, gh, &sv.dp, gh, false, &self.kernel.value, gh, true, &mut sv.dx_tm, f, Acc::Overwrite);
+        let n = b * tl * f;
+        let mut dx: Vec<T> = Vec::with_capacity(n);
+        {
+            let parts = split_lens(&mut dx.spare_capacity_mut()[..n], chunks.iter().map(|(r0, r1)| (r1 - r0) * tl * f));
+            let srcs = split_lens_ref(&sv.dx_tm, chunks.iter().map(|(r0, r1)| tl * (r1 - r0) * f));
+            let work: Vec<_> = chunks.iter().copied().zip(parts.into_iter().zip(srcs)).collect();
+            let (dmask, back) = (sv.dmask.as_deref(), self.go_backwards);
+            crate::tensor::parallel_chunks(work, copy_work(n), |((r0, r1), (dst, src))| {
+                let bc = r1 - r0;
+                for t in 0..tl {
+                    let st = if back { tl - 1 - t } else { t };
+                    for bi in r0..r1 {
+                        let src = &src[(t * bc + bi - r0) * f..(t * bc + bi - r0 + 1) * f];
+                        let d = &mut dst[((bi - r0) * tl + st) * f..((bi - r0) * tl + st + 1) * f];
+                        match dmask {
+                            Some(m) => {
+                                for ((d, &v), &mv) in d.iter_mut().zip(src).zip(&m[bi * f..(bi + 1) * f]) {
+                                    d.write(v * mv);
+                                }
+                            }
+                            None => {
+                                for (d, &v) in d.iter_mut().zip(src) {
+                                    d.write(v);
+                                }
+                            }
                         }
                     }
-                    None => dst.copy_from_slice(src),
                 }
-            }
+            });
         }
-        dx
+        // SAFETY: the chunks' parts cover all n values (every step of every row), each written
+        // just above.
+        unsafe { dx.set_len(n) };
+        Tensor { shape: vec![b, tl, f], data: dx }
     }
 
     /// The weight gradients from the last [`Recurrent::backward_steps`]: single GEMMs over all
