@@ -1084,6 +1084,16 @@ fn read_write<T>(v: &mut [T], a: usize, b: usize, len: usize) -> (&[T], &mut [T]
     }
 }
 
+/// Slot `a` to read and slot `b` (≠ a) to write, of `len` values each, of every state (at
+/// most two: h, or h and c), as a cell step's `prev` and `next` (unused entries empty).
+fn state_slots<T, S: AsMut<[T]>>(states: &mut [S], a: usize, b: usize, len: usize) -> ([&[T]; 2], [&mut [T]; 2]) {
+    let (mut prev, mut next): ([&[T]; 2], [&mut [T]; 2]) = ([&[], &[]], [&mut [], &mut []]);
+    for ((st, p), n) in states.iter_mut().zip(prev.iter_mut()).zip(next.iter_mut()) {
+        (*p, *n) = read_write(st.as_mut(), a, b, len);
+    }
+    (prev, next)
+}
+
 /// The forward time loop of one chunk of `bc` rows.
 #[allow(clippy::too_many_arguments)]
 fn forward_chunk<T: Scalar, C: Cell<T>>(
@@ -1136,20 +1146,8 @@ fn forward_chunk<T: Scalar, C: Cell<T>>(
             }
         }
         {
-            let (mut a0, mut a1): (&mut [T], &mut [T]) = (&mut [], &mut []);
-            let (mut p0, mut p1): (&[T], &[T]) = (&[], &[]);
-            for (i, st) in states.iter_mut().enumerate() {
-                let (prev, next) = read_write(st, st_prev, st_next, bh);
-                if i == 0 {
-                    p0 = prev;
-                    a0 = next;
-                } else {
-                    p1 = prev;
-                    a1 = next;
-                }
-            }
-            let prev_arr = [p0, p1];
-            let mut next_arr = [a0, a1];
+            let (prev_arr, mut next_arr) = state_slots(&mut states, st_prev, st_next, bh);
+            let p0 = prev_arr[0];
             cell.forward_step(
                 w,
                 bc,

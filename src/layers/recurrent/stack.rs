@@ -13,7 +13,7 @@
 //! same way whatever the number of rows, see [`StackStep::stackable`]), each step the cell's
 //! own [`Cell::forward_step`]. `tests/chunking.rs` compares the two.
 
-use super::{chunk_ranges, project, read_write, split_lens, Cell, RecWeights, Recurrent};
+use super::{chunk_ranges, project, split_lens, state_slots, Cell, RecWeights, Recurrent};
 use crate::error::{Error, Result};
 use crate::tensor::{Scalar, Tensor};
 
@@ -104,21 +104,10 @@ impl<T: Scalar, C: Cell<T>> StackStep<T> for Recurrent<T, C> {
             recurrent_kernel_t: &[],
             bias: if self.use_bias { Some(&self.bias.value) } else { None },
         };
-        // At most two states (h, c), as in the layer's own time loop.
         let (st_prev, st_next) = (t % 2, (t + 1) % 2);
         let n_states = s.states.len();
-        let (mut p0, mut p1): (&[T], &[T]) = (&[], &[]);
-        let (mut n0, mut n1): (&mut [T], &mut [T]) = (&mut [], &mut []);
-        for (i, st) in s.states.iter_mut().enumerate() {
-            let (prev, next) = read_write(st, st_prev, st_next, bh);
-            if i == 0 {
-                (p0, n0) = (prev, next);
-            } else {
-                (p1, n1) = (prev, next);
-            }
-        }
-        let prev = [p0, p1];
-        let mut next = [n0, n1];
+        let (prev, mut next) = state_slots(&mut s.states, st_prev, st_next, bh);
+        let p0 = prev[0];
         // The default (zero) initial state: no recurrent product at the first step.
         self.cell.forward_step(&w, bc, &s.p, p0, &prev[..n_states], &mut next[..n_states], &mut s.cache, t == 0);
         s.t = t + 1;
