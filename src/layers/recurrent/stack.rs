@@ -28,6 +28,8 @@ pub trait StackStep<T: Scalar>: Sync {
     /// two, in orders of their own, and one of more than 512 in blocks that depend on the
     /// shape).
     fn stackable(&self, min_rows: usize) -> bool;
+    /// The layer's name, for error messages.
+    fn layer_name(&self) -> &str;
     /// Keras's `return_sequences`.
     fn returns_sequences(&self) -> bool;
     /// Input features.
@@ -72,6 +74,9 @@ impl<T: Scalar, C: Cell<T>> StackStep<T> for Recurrent<T, C> {
             && !self.return_state
             && self.activity_regularizer.is_none()
             && (self.in_features == 1 || ((3..=512).contains(&self.in_features) && min_rows >= 2))
+    }
+    fn layer_name(&self) -> &str {
+        &self.name
     }
     fn returns_sequences(&self) -> bool {
         self.return_sequences
@@ -133,13 +138,13 @@ pub fn stacks_run() -> u64 {
 /// (batch, time, features) a step at a time, chunk by chunk (in parallel where it pays), and
 /// returns what the last layer returns.
 pub(crate) fn run_stack<T: Scalar>(layers: &mut [&mut dyn StackStep<T>], x: &Tensor<T>) -> Result<Tensor<T>> {
-    let f = layers[0].in_features();
+    let (f, name) = (layers[0].in_features(), layers[0].layer_name());
     if x.ndim() != 3 || x.shape[2] != f {
-        return Err(Error::shape("recurrent stack", format!("(batch, time, {f})"), format!("{:?}", x.shape)));
+        return Err(Error::shape(name, format!("(batch, time, {f})"), format!("{:?}", x.shape)));
     }
     let (b, tl) = (x.shape[0], x.shape[1]);
     if tl == 0 {
-        return Err(Error::shape("recurrent stack", "at least one time step", "0"));
+        return Err(Error::shape(name, "at least one time step", "0"));
     }
     let (hl, seq) = (layers[layers.len() - 1].units(), layers[layers.len() - 1].returns_sequences());
     let chunks = chunk_ranges(b);
