@@ -446,22 +446,11 @@ fn gemm_from<T: Scalar>(
         // that product rounded, added to what C holds.
         let b_row: std::borrow::Cow<[T]> =
             if tb { (0..n).map(|j| b[j * ldb]).collect::<Vec<T>>().into() } else { (&b[..n]).into() };
-        let flops = 2.0 * m as f64 * n as f64;
+        // Rows dealt out to the threads in contiguous groups by `parallel_chunks`.
         let rows: Vec<(usize, &mut [T])> = c.chunks_mut(ldc).take(m).enumerate().collect();
-        let per = rows.len().div_ceil(threads()).max(1);
-        let groups: Vec<Vec<(usize, &mut [T])>> = {
-            let mut it = rows.into_iter().peekable();
-            let mut g = Vec::new();
-            while it.peek().is_some() {
-                g.push(it.by_ref().take(per).collect());
-            }
-            g
-        };
-        parallel_chunks(groups, flops, |g| {
-            for (i, row) in g {
-                let ai = if ta { a[i] } else { a[i * lda] };
-                outer_row(ai, &b_row, bias.map(|v| &v[..n]), acc == Acc::Add, &mut row[..n]);
-            }
+        parallel_chunks(rows, 2.0 * m as f64 * n as f64, |(i, row)| {
+            let ai = if ta { a[i] } else { a[i * lda] };
+            outer_row(ai, &b_row, bias.map(|v| &v[..n]), acc == Acc::Add, &mut row[..n]);
         });
         return;
     }
