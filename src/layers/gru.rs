@@ -69,6 +69,10 @@ impl<T: Scalar> Cell<T> for GruCell {
     fn cache_width(&self) -> usize {
         7 * self.units
     }
+    fn steps_use_whole_u(&self) -> bool {
+        // Keras's original GRU multiplies the reset state by the candidate's columns alone.
+        self.reset_after
+    }
     fn bias_shape(&self) -> Vec<usize> {
         if self.reset_after {
             vec![2, 3 * self.units]
@@ -109,11 +113,11 @@ impl<T: Scalar> Cell<T> for GruCell {
                         row.copy_from_slice(&bias[g3..]);
                     }
                     if !zero_prev {
-                        gemm(b, g3, h, hr, h, false, u, g3, false, pre, g3, Acc::Add);
+                        w.times_u(b, h, hr, h, pre, g3, Acc::Add);
                     }
                 }
                 None if zero_prev => pre.fill(T::zero()),
-                None => gemm(b, g3, h, hr, h, false, u, g3, false, pre, g3, Acc::Overwrite),
+                None => w.times_u(b, h, hr, h, pre, g3, Acc::Overwrite),
             }
             match (ra, act) {
                 (Activation::Sigmoid, Activation::Tanh) => after_forward(SigmoidFn, TanhFn, h, p, pre, a, e, hp, hn),

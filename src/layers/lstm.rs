@@ -13,7 +13,7 @@
 use super::recurrent::{Cell, RecWeights, Recurrent};
 use crate::activation::{Act, Activation, SigmoidFn, TanhFn};
 use crate::simd::dispatch;
-use crate::tensor::{gemm, Acc, Scalar};
+use crate::tensor::{Acc, Scalar};
 
 /// The LSTM layer.
 pub type Lstm<T> = Recurrent<T, LstmCell>;
@@ -95,7 +95,7 @@ impl<T: Scalar> Cell<T> for LstmCell {
         let (cs, tc) = rest.split_at_mut(b * h);
         // z = hr · U here; the gate pass adds p (one pass over z instead of a copy and an add).
         if !zero_prev {
-            gemm(b, g4, h, hr, h, false, w.recurrent_kernel, g4, false, z, g4, Acc::Overwrite);
+            w.times_u(b, h, hr, h, z, g4, Acc::Overwrite);
         }
         let (hn, cn) = next.split_at_mut(1);
         let (hn, cn) = (&mut *hn[0], &mut *cn[0]);

@@ -30,7 +30,9 @@ pub use stack::{stacks_run, StackStep, StepScratch};
 use super::{check_rate, Ctx, Layer, Mask, Param, ParamJob, Regularizer};
 use crate::error::{Error, Result};
 use crate::init::{glorot_uniform, orthogonal};
-use crate::tensor::{add_col_sums, gemm, gemm_bias, Acc, Scalar, Tensor};
+use crate::tensor::{
+    add_col_sums, gemm, gemm_bias, gemm_packed, gemm_packed_rows, packed_fits, Acc, Packed, Scalar, Tensor,
+};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -44,11 +46,27 @@ pub struct RecWeights<'a, T> {
     /// with Uᵀ read it row by row, which the GEMM packs several times faster than a transposed
     /// operand; for one or two steps the transpose would cost more than it saves.
     pub recurrent_kernel_t: &'a [T],
+    /// U packed once for every step's product (see [`Packed`]), where the layer packed it.
+    pub u_packed: Option<&'a Packed<T>>,
+    /// Uᵀ packed likewise (in place of `recurrent_kernel_t`, the same bits).
+    pub ut_packed: Option<&'a Packed<T>>,
     /// Keras's bias (flattened), if `use_bias`.
     pub bias: Option<&'a [T]>,
 }
 
 impl<T: Scalar> RecWeights<'_, T> {
+    /// `C (m, G·h) [+]= A (m, h) · U`: the recurrent product of a step, all gate columns.
+    #[allow(clippy::too_many_arguments)]
+    pub fn times_u(&self, m: usize, h: usize, a: &[T], lda: usize, c: &mut [T], ldc: usize, acc: Acc) {
+        let gh = self.recurrent_kernel.len() / h;
+        match self.u_packed {
+            Some(p) if p.ready() && p.dims() == (h, gh) && packed_fits(m, gh, h) => {
+                gemm_packed(m, a, lda, p, c, ldc, acc, None)
+            }
+            _ => gemm(m, gh, h, a, lda, false, self.recurrent_kernel, gh, false, c, ldc, acc),
+        }
+    }
+
     /// `C (m, h) [+]= A (m, c1 - c0) · (U[:, c0..c1])ᵀ` with U the recurrent kernel (h, G·h):
     /// the gradient through the recurrent matmul of the gate columns `c0..c1`.
     #[allow(clippy::too_many_arguments)]
@@ -65,10 +83,14 @@ impl<T: Scalar> RecWeights<'_, T> {
         acc: Acc,
     ) {
         let gh = self.recurrent_kernel.len() / h;
-        if self.recurrent_kernel_t.is_empty() {
-            gemm(m, h, c1 - c0, a, lda, false, &self.recurrent_kernel[c0..], gh, true, c, ldc, acc);
-        } else {
-            gemm(m, h, c1 - c0, a, lda, false, &self.recurrent_kernel_t[c0 * h..], h, false, c, ldc, acc);
+        match self.ut_packed {
+            Some(p) if p.ready() && p.dims() == (gh, h) && packed_fits(m, h, c1 - c0) => {
+                gemm_packed_rows(m, a, lda, p, c0, c1, c, ldc, acc, None)
+            }
+            _ if self.recurrent_kernel_t.is_empty() => {
+                gemm(m, h, c1 - c0, a, lda, false, &self.recurrent_kernel[c0..], gh, true, c, ldc, acc)
+            }
+            _ => gemm(m, h, c1 - c0, a, lda, false, &self.recurrent_kernel_t[c0 * h..], h, false, c, ldc, acc),
         }
     }
 }
@@ -96,6 +118,11 @@ pub trait Cell<T: Scalar>: Send + Sync + Clone + 'static {
     /// `drec` and the weight gradient reads `dp`.
     fn drec_is_dp(&self) -> bool {
         false
+    }
+    /// True when every step multiplies h by all of U at once (through
+    /// [`RecWeights::times_u`]), so that the layer packs U for its steps.
+    fn steps_use_whole_u(&self) -> bool {
+        true
     }
     /// Keras's bias shape.
     fn bias_shape(&self) -> Vec<usize> {
@@ -226,6 +253,9 @@ struct Saved<T> {
     drec: Vec<T>,  // (T·B, G·H)
     gy: Vec<T>,    // (T·B, H), the gradient reaching each step's output
     dx_tm: Vec<T>, // (T·B, F)
+    ut: Vec<T>,    // (G·H, H), Uᵀ when it is not packed
+    u_packed: Packed<T>,
+    ut_packed: Packed<T>,
 }
 
 /// Rows per chunk: batches of 64 rows and more are cut into 2 to 8 chunks of at least 32 and
@@ -353,11 +383,19 @@ impl<T: Scalar, C: Cell<T>> Recurrent<T, C> {
             }
         }
 
-        // Uᵀ (G·H, H), once per backward pass, when enough steps use it.
-        let mut ut = Vec::new();
+        // Uᵀ (G·H, H), once per backward pass, when enough steps use it: packed for the
+        // steps' products where they take the packed path (the same bits), else transposed.
+        let mut ut = std::mem::take(&mut sv.ut);
+        ut.clear();
+        sv.ut_packed.clear();
         if tl - sv.zero_init as usize >= 3 {
-            ut.resize(gh * h, T::zero());
-            crate::tensor::transpose_into(&self.recurrent_kernel.value, h, gh, &mut ut);
+            if h >= 2 && chunks.iter().all(|&(r0, r1)| packed_fits(r1 - r0, h, gh)) {
+                sv.ut_packed.pack(gh, h, &self.recurrent_kernel.value, gh, true);
+            }
+            if !sv.ut_packed.ready() {
+                ut.resize(gh * h, T::zero());
+                crate::tensor::transpose_into(&self.recurrent_kernel.value, h, gh, &mut ut);
+            }
         }
         sv.dp.resize(tl * b * gh, T::zero());
         let drec_is_dp = self.cell.drec_is_dp();
@@ -424,12 +462,15 @@ impl<T: Scalar, C: Cell<T>> Recurrent<T, C> {
                 kernel: &self.kernel.value,
                 recurrent_kernel: &self.recurrent_kernel.value,
                 recurrent_kernel_t: &ut,
+                u_packed: None,
+                ut_packed: Some(&sv.ut_packed),
                 bias: if self.use_bias { Some(&self.bias.value) } else { None },
             };
             let (cell, zofm, zi) = (&self.cell, self.zero_output_for_mask, sv.zero_init);
             let flops = 2.0 * (tl * b * h * gh) as f64;
             crate::tensor::parallel_chunks(work, flops, |ch| backward_chunk(cell, &w, zofm, zi, tl, h, ch));
         }
+        sv.ut = ut;
 
         sv.gy = gy;
         let rows = tl * b;
@@ -796,6 +837,15 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
         sv.cache.resize(n_step * b * cw, T::zero());
         sv.out.resize(n_out * b * h, T::zero());
 
+        // U packed once for the steps' products, when enough steps use it (see `Packed`).
+        sv.u_packed.clear();
+        if self.cell.steps_use_whole_u()
+            && tl - sv.zero_init as usize >= 3
+            && chunks.iter().all(|&(r0, r1)| packed_fits(r1 - r0, gh, h))
+        {
+            sv.u_packed.pack(h, gh, &self.recurrent_kernel.value, gh, false);
+        }
+
         // The time loops, chunk by chunk (in parallel where it pays).
         {
             let lens = |n: usize, w: usize| chunks.iter().map(move |(r0, r1)| n * (r1 - r0) * w).collect::<Vec<_>>();
@@ -842,6 +892,8 @@ impl<T: Scalar, C: Cell<T>> Layer<T> for Recurrent<T, C> {
                 kernel: &self.kernel.value,
                 recurrent_kernel: &self.recurrent_kernel.value,
                 recurrent_kernel_t: &[],
+                u_packed: Some(&sv.u_packed),
+                ut_packed: None,
                 bias: if self.use_bias { Some(&self.bias.value) } else { None },
             };
             let (cell, zofm, zi) = (&self.cell, self.zero_output_for_mask, sv.zero_init);

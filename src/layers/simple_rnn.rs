@@ -5,7 +5,7 @@
 
 use super::recurrent::{Cell, RecWeights, Recurrent};
 use crate::activation::{apply_rows, backprop_rows, Activation};
-use crate::tensor::{gemm, Acc, Scalar};
+use crate::tensor::{Acc, Scalar};
 
 /// The SimpleRNN layer.
 pub type SimpleRnn<T> = Recurrent<T, SimpleRnnCell>;
@@ -65,7 +65,7 @@ impl<T: Scalar> Cell<T> for SimpleRnnCell {
         // z = p + hr · U
         z.copy_from_slice(p);
         if !zero_prev {
-            gemm(b, h, h, hr, h, false, w.recurrent_kernel, h, false, z, h, Acc::Add);
+            w.times_u(b, h, hr, h, z, h, Acc::Add);
         }
         // h = f(z), vectorised for tanh and sigmoid
         apply_rows(self.activation, z, hs, h);

@@ -3,6 +3,7 @@
 
 mod pool;
 pub(crate) use pool::{keep_watching, run_queue, Queue};
+mod packed;
 mod small;
 
 /// Products with at most this many rows take the few-row kernels (float32 on AVX-512), which
@@ -10,6 +11,8 @@ mod small;
 pub(crate) const SMALL_MAX_ROWS: usize = small::MAX_ROWS;
 
 use crate::error::{Error, Result};
+pub(crate) use packed::fits as packed_fits;
+pub use packed::{available as packing_available, gemm_packed, gemm_packed_rows, packs_made, set_packing, Packed};
 use std::fmt::{Debug, Display};
 
 /// The floating-point types memcell computes in: `f32` (the default, as Keras) and `f64` (for
@@ -513,7 +516,7 @@ fn gemm_from<T: Scalar>(
     // rows): the GEMM cannot share out a few output tiles, so the sum over k is cut in two
     // halves instead, computed apart and added. The cut depends on the shape only, so the
     // result is the same on one thread or two.
-    if k >= 2048 && m * n <= 1 << 18 && flops >= 5.0e7 {
+    if splits_k(m, n, k) {
         if let Some(bias) = bias {
             fill_rows(&mut *c, m, ldc, &bias[..n]);
         }
@@ -601,6 +604,12 @@ fn gemm_from<T: Scalar>(
             }
         }
     });
+}
+
+/// Whether [`gemm`] cuts a product of more than [`small::MAX_ROWS`] rows in two along k: a
+/// long inner dimension with a small output.
+pub(crate) fn splits_k(m: usize, n: usize, k: usize) -> bool {
+    k >= 2048 && m * n <= 1 << 18 && 2.0 * m as f64 * n as f64 * k as f64 >= 5.0e7
 }
 
 /// One row of an outer product: `c = base + a·b` with base the bias (given), `c` (`add`) or

@@ -107,6 +107,8 @@ impl<T: Scalar, C: Cell<T>> StackStep<T> for Recurrent<T, C> {
             kernel: &self.kernel.value,
             recurrent_kernel: &self.recurrent_kernel.value,
             recurrent_kernel_t: &[],
+            u_packed: None,
+            ut_packed: None,
             bias: if self.use_bias { Some(&self.bias.value) } else { None },
         };
         let (st_prev, st_next) = (t % 2, (t + 1) % 2);
