@@ -100,7 +100,8 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
-fn watch_requested() -> bool {
+/// Whether [`keep_watching`] asked the workers to watch for jobs now.
+pub(crate) fn watch_requested() -> bool {
     (epoch().elapsed().as_nanos() as u64) < WATCH_UNTIL.load(Ordering::Relaxed)
 }
 
