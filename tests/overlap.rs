@@ -11,11 +11,14 @@ use memcell::optim::Optimizer;
 use memcell::tensor::Tensor;
 use serde_json::{json, Value};
 
+/// The step-overlap switch is global: the tests take turns.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn l(class: &str, cfg: Value) -> Value {
     json!({"class_name": class, "config": cfg})
 }
 
-/// The weights before and after 3 epochs of `fit`.
+/// The weights before and after 3 epochs of `fit` (21 samples, batches of 8).
 fn trained(layers: &[Value], input: &[usize], opt: &Value, overlap: bool) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     set_step_overlap(Some(overlap));
     let mut m = Sequential::<f32>::new().input(input).seed(3);
@@ -44,6 +47,7 @@ fn trained(layers: &[Value], input: &[usize], opt: &Value, overlap: bool) -> (Ve
 
 #[test]
 fn overlapped_update_gives_the_same_bits() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     memcell::tensor::set_threads(2);
     let reg = json!({"class_name": "L1L2", "config": {"l1": 1e-3, "l2": 1e-2}});
     let models: Vec<(&str, Vec<Value>, Vec<usize>)> = vec![
@@ -118,5 +122,32 @@ fn overlapped_update_gives_the_same_bits() {
             }
         }
     }
+    set_step_overlap(None);
+}
+
+#[test]
+fn products_shared_with_the_idle_worker_give_the_same_bits() {
+    // Seed-sized layers (21 rows, 0.3M weights): while the backward pass computes the first
+    // layers' gradients no update job exists yet, and the products of that stretch are
+    // shared with the waiting worker. Same bits as the plain step, which shares nothing.
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    memcell::tensor::set_threads(2);
+    let layers = vec![
+        l("SimpleRNN", json!({"units": 300, "return_sequences": true, "activation": "sigmoid"})),
+        l("LSTM", json!({"units": 160})),
+        l("Dense", json!({"units": 1})),
+    ];
+    let opt = json!({"class_name": "adam", "learning_rate": 0.001});
+    let shared = memcell::tensor::groups_shared_with_idle_workers();
+    let (_, a) = trained(&layers, &[2, 1], &opt, true);
+    assert!(
+        memcell::tensor::groups_shared_with_idle_workers() > shared,
+        "no product of the overlapped backward pass was shared with the idle worker"
+    );
+    let (init, b) = trained(&layers, &[2, 1], &opt, false);
+    for (i, (wa, wb)) in a.iter().zip(&b).enumerate() {
+        assert!(wa.iter().zip(wb).all(|(p, q)| p.to_bits() == q.to_bits()), "weight {i} differs");
+    }
+    assert!(init.iter().zip(&a).all(|(wi, wa)| wi != wa), "a weight did not change in training");
     set_step_overlap(None);
 }

@@ -2,6 +2,7 @@
 //! that calls the matrix-multiply kernel.
 
 mod pool;
+pub use pool::groups_shared_with_idle_workers;
 pub(crate) use pool::{keep_watching, run_queue, Queue};
 mod packed;
 mod small;
@@ -260,6 +261,12 @@ thread_local! {
     static IN_PARALLEL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Whether work started on this thread may be shared out: outside parallel work, or on a
+/// queue's producer whose worker waits idle (see `pool::share_with_idle`).
+fn may_share() -> bool {
+    !IN_PARALLEL.with(|c| c.get()) || pool::idle_helper()
+}
+
 /// Work below this many floating-point operations runs on the calling thread: starting a
 /// thread costs about as much as 10 µs of arithmetic, and the seed note's tiny models would
 /// only lose.
@@ -280,12 +287,19 @@ pub fn set_parallel_threshold(flops: f64) {
 pub fn parallel_chunks<I: Send, F: Fn(I) + Sync>(items: Vec<I>, flops: f64, f: F) {
     let n = items.len();
     let workers = threads().min(n);
-    if workers <= 1
-        || flops < f64::from_bits(PARALLEL_MIN_FLOPS.load(std::sync::atomic::Ordering::Relaxed))
-        || IN_PARALLEL.with(|c| c.get())
-    {
+    if workers <= 1 || flops < f64::from_bits(PARALLEL_MIN_FLOPS.load(std::sync::atomic::Ordering::Relaxed)) {
         for it in items {
             f(it);
+        }
+        return;
+    }
+    if IN_PARALLEL.with(|c| c.get()) {
+        // Already on a share of parallel work: shared further only with a worker that waits
+        // idle for the producer of a queue (see `pool::share_with_idle`).
+        if let Err(items) = pool::share_with_idle(items, &f) {
+            for it in items {
+                f(it);
+            }
         }
         return;
     }
@@ -315,7 +329,7 @@ pub(crate) const ELEMENTWISE_SHARE_MIN: usize = 1 << 15;
 /// where a part starts: the result is the same bits either way.
 pub(crate) fn share_parts<U: Send, F: Fn(usize, &mut [U]) + Sync>(out: &mut [U], align: usize, f: F) {
     let (n, parts) = (out.len(), threads());
-    if parts <= 1 || n < ELEMENTWISE_SHARE_MIN || n < 2 * align || IN_PARALLEL.with(|c| c.get()) {
+    if parts <= 1 || n < ELEMENTWISE_SHARE_MIN || n < 2 * align || !may_share() {
         f(0, out);
         return;
     }
@@ -486,7 +500,7 @@ fn gemm_from<T: Scalar>(
         let add = acc == Acc::Add;
         let workers = threads();
         let streams = n * k >= SMALL_SPLIT_B_VALUES && pool::watch_requested();
-        if (flops >= SMALL_SPLIT_FLOPS || streams) && n >= 64 && workers > 1 && !IN_PARALLEL.with(|c| c.get()) {
+        if (flops >= SMALL_SPLIT_FLOPS || streams) && n >= 64 && workers > 1 && may_share() {
             // Columns shared out between threads (each column's arithmetic is unchanged).
             let parts = workers.min(n / 32);
             let cp = SendPtr(c.as_mut_ptr());
@@ -573,7 +587,7 @@ fn gemm_from<T: Scalar>(
     // is 50 % faster).
     let big = flops >= 1.5e7 || (flops >= 6.0e6 && m >= 48 && k >= 64);
     let workers = threads();
-    if !(big && workers > 1 && !IN_PARALLEL.with(|c| c.get())) {
+    if !(big && workers > 1 && may_share()) {
         if let Some(bias) = bias {
             fill_rows(&mut *c, m, ldc, &bias[..n]);
         }

@@ -184,6 +184,8 @@ pub struct Queue<'a> {
     jobs: Mutex<std::collections::VecDeque<QueueJob<'a>>>,
     /// Jobs pushed and not yet taken: watched without the lock.
     waiting: AtomicUsize,
+    /// Threads in [`Queue::work`] waiting for a job (not running one).
+    idle: AtomicUsize,
     closed: AtomicBool,
 }
 
@@ -192,6 +194,7 @@ impl<'a> Queue<'a> {
         Queue {
             jobs: Mutex::new(std::collections::VecDeque::new()),
             waiting: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
         }
     }
@@ -204,11 +207,15 @@ impl<'a> Queue<'a> {
 
     /// Runs jobs as they come until the queue is closed and empty.
     fn work(&self) {
+        self.idle.fetch_add(1, Ordering::AcqRel);
         loop {
             if self.waiting.load(Ordering::Acquire) > 0 {
                 let job = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
                 if let Some(job) = job {
+                    self.idle.fetch_sub(1, Ordering::AcqRel);
                     self.waiting.fetch_sub(1, Ordering::AcqRel);
+                    // Counted idle again however the job ends (a panic unwinds through here).
+                    let _back = IdleAgain(&self.idle);
                     job(self);
                 }
                 continue;
@@ -216,11 +223,124 @@ impl<'a> Queue<'a> {
             // Closed after the last push: nothing waiting now means nothing more will come
             // (except from jobs still running elsewhere, which run what they push themselves).
             if self.closed.load(Ordering::Acquire) && self.waiting.load(Ordering::Acquire) == 0 {
+                self.idle.fetch_sub(1, Ordering::AcqRel);
                 return;
             }
             std::hint::spin_loop();
         }
     }
+}
+
+struct IdleAgain<'q>(&'q AtomicUsize);
+
+impl Drop for IdleAgain<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+thread_local! {
+    /// The queue whose producer this thread is running (see [`run_queue`]), as an address.
+    static PRODUCING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Resets [`PRODUCING`] when the producer returns or unwinds.
+struct ProducingGuard(usize);
+
+impl Drop for ProducingGuard {
+    fn drop(&mut self) {
+        PRODUCING.with(|c| c.set(self.0));
+    }
+}
+
+/// The queue this thread produces for, when a worker of it waits idle with nothing queued:
+/// the producer's own products may then be shared with it (see [`share_with_idle`]).
+fn idle_queue() -> Option<&'static Queue<'static>> {
+    let at = PRODUCING.with(|c| c.get());
+    if at == 0 {
+        return None;
+    }
+    // SAFETY: set by `run_queue` to its queue for exactly as long as its producer runs on
+    // this thread (reset by `ProducingGuard`), and the queue outlives the producer.
+    let q = unsafe { &*(at as *const Queue<'static>) };
+    (q.idle.load(Ordering::Acquire) > 0 && q.waiting.load(Ordering::Acquire) == 0).then_some(q)
+}
+
+/// Groups of work [`share_with_idle`] has handed to idle workers (for tests).
+static SHARED_GROUPS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many groups of a queue producer's work have run on its idle workers (see
+/// [`share_with_idle`]); results are the same bits either way, and tests check it ran.
+pub fn groups_shared_with_idle_workers() -> usize {
+    SHARED_GROUPS.load(Ordering::Relaxed)
+}
+
+/// Whether [`share_with_idle`] would share work now.
+pub(crate) fn idle_helper() -> bool {
+    idle_queue().is_some()
+}
+
+/// On a [`run_queue`] producer whose workers wait idle: runs `f` on every item, the items
+/// dealt out in contiguous groups, the first group on this thread and the others as jobs of
+/// the queue, and returns when all are done. Elsewhere returns the items untouched.
+///
+/// A training step's backward pass (`fit`'s overlapped update) is produced this way: while
+/// the first layers' gradients are computed, no update job exists yet, and the products of
+/// that serial stretch are shared with the idle worker instead.
+pub(crate) fn share_with_idle<I: Send, F: Fn(I) + Sync>(items: Vec<I>, f: &F) -> Result<(), Vec<I>> {
+    let Some(q) = idle_queue() else { return Err(items) };
+    let n = items.len();
+    let parts = (q.idle.load(Ordering::Acquire) + 1).min(n);
+    if parts <= 1 {
+        return Err(items);
+    }
+    let mut groups: Vec<Vec<I>> = (0..parts).map(|_| Vec::new()).collect();
+    for (i, it) in items.into_iter().enumerate() {
+        groups[i * parts / n].push(it);
+    }
+    let mut groups = groups.into_iter();
+    let mine = groups.next().expect("parts > 1");
+    let done = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    // Waits for the pushed groups even when this thread's own group panics: they borrow
+    // `f`, `done` and `failed` from this frame.
+    struct WaitAll<'d>(&'d AtomicUsize, usize);
+    impl Drop for WaitAll<'_> {
+        fn drop(&mut self) {
+            while self.0.load(Ordering::Acquire) < self.1 {
+                std::hint::spin_loop();
+            }
+        }
+    }
+    let wait = WaitAll(&done, parts - 1);
+    for g in groups {
+        let (done, failed) = (&done, &failed);
+        let job: Box<dyn FnOnce(&Queue<'_>) + Send + '_> = Box::new(move |_: &Queue<'_>| {
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                for it in g {
+                    f(it);
+                }
+            }))
+            .is_ok();
+            if !ok {
+                failed.store(true, Ordering::Release);
+            }
+            done.fetch_add(1, Ordering::AcqRel);
+        });
+        // SAFETY: the job borrows this frame, which `wait` keeps alive until every pushed job
+        // has run to its end; the queue's workers take every job before `run_queue` returns,
+        // and one of them waits idle for it now (nothing else is queued).
+        let job: QueueJob<'static> =
+            unsafe { std::mem::transmute::<Box<dyn FnOnce(&Queue<'_>) + Send + '_>, QueueJob<'static>>(job) };
+        q.push(job);
+        SHARED_GROUPS.fetch_add(1, Ordering::Relaxed);
+    }
+    for it in mine {
+        f(it);
+    }
+    drop(wait);
+    assert!(!failed.load(Ordering::Acquire), "a worker thread panicked");
+    Ok(())
 }
 
 /// Closes the queue when the producer is done, also when it panics (the workers would wait
@@ -245,6 +365,7 @@ pub fn run_queue<'a, F: FnOnce(&Queue<'a>) + Send>(workers: usize, producer: F) 
         if part == 0 {
             let _close = CloseOnDrop(&q);
             let p = producer.lock().unwrap_or_else(|e| e.into_inner()).take().expect("the producer runs once");
+            let _producing = ProducingGuard(PRODUCING.with(|c| c.replace(&q as *const Queue<'a> as usize)));
             p(&q);
         }
         q.work();
