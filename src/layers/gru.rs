@@ -226,6 +226,7 @@ impl<T: Scalar> Cell<T> for GruCell {
         &self,
         blocks: &[usize],
         rows: usize,
+        zero_rows: usize,
         hr: &[T],
         cache: &[T],
         drec: &[T],
@@ -235,15 +236,17 @@ impl<T: Scalar> Cell<T> for GruCell {
     ) {
         let h = self.units;
         let g3 = 3 * h;
+        // Products over hr leave out its zero rows; the recurrent bias sums all of drec.
+        let (z, zh, zg) = (zero_rows, zero_rows * h, zero_rows * g3);
         if self.reset_after {
-            gemm(h, g3, rows, hr, h, true, drec, g3, false, drk, g3, acc);
+            gemm(h, g3, rows - z, &hr[zh..], h, true, &drec[zg..], g3, false, drk, g3, acc);
             if let Some(db) = dbias {
                 add_col_sums(drec, g3, &mut db[g3..]);
             }
         } else {
             // dU_zr = hrᵀ · drec_zr;  dU_h = (r ⊙ hr)ᵀ · drec_h
             // (Two products on disjoint columns: each value of drk is written once.)
-            gemm(h, 2 * h, rows, hr, h, true, drec, g3, false, drk, g3, acc);
+            gemm(h, 2 * h, rows - z, &hr[zh..], h, true, &drec[zg..], g3, false, drk, g3, acc);
             // r ⊙ hr of every block, gathered from its cache (rows·7H; the e block last).
             let mut rh = vec![T::zero(); rows * h];
             let (mut off, mut row) = (0, 0);
@@ -253,7 +256,7 @@ impl<T: Scalar> Cell<T> for GruCell {
                 off += bc * 7 * h;
                 row += bc;
             }
-            gemm(h, h, rows, &rh, h, true, &drec[2 * h..], g3, false, &mut drk[2 * h..], g3, acc);
+            gemm(h, h, rows - z, &rh[zh..], h, true, &drec[zg + 2 * h..], g3, false, &mut drk[2 * h..], g3, acc);
         }
     }
 }
