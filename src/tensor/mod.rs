@@ -303,17 +303,23 @@ pub fn parallel_chunks<I: Send, F: Fn(I) + Sync>(items: Vec<I>, flops: f64, f: F
         }
         return;
     }
-    let mut groups: Vec<Vec<I>> = (0..workers).map(|_| Vec::new()).collect();
-    for (i, it) in items.into_iter().enumerate() {
-        groups[i * workers / n].push(it);
-    }
-    let groups: Vec<std::sync::Mutex<Vec<I>>> = groups.into_iter().map(std::sync::Mutex::new).collect();
+    let groups: Vec<std::sync::Mutex<Vec<I>>> = deal(items, workers).into_iter().map(std::sync::Mutex::new).collect();
     pool::run(workers, threads() - 1, &|part: usize| {
         let g = std::mem::take(&mut *groups[part].lock().unwrap_or_else(|e| e.into_inner()));
         for it in g {
             f(it);
         }
     });
+}
+
+/// The items dealt out into `parts` contiguous groups of nearly equal sizes, in order.
+pub(crate) fn deal<I>(items: Vec<I>, parts: usize) -> Vec<Vec<I>> {
+    let n = items.len();
+    let mut groups: Vec<Vec<I>> = (0..parts).map(|_| Vec::new()).collect();
+    for (i, it) in items.into_iter().enumerate() {
+        groups[i * parts / n].push(it);
+    }
+    groups
 }
 
 /// Element-wise passes over at least this many values are shared out between threads (a

@@ -294,11 +294,7 @@ pub(crate) fn share_with_idle<I: Send, F: Fn(I) + Sync>(items: Vec<I>, f: &F) ->
     if parts <= 1 {
         return Err(items);
     }
-    let mut groups: Vec<Vec<I>> = (0..parts).map(|_| Vec::new()).collect();
-    for (i, it) in items.into_iter().enumerate() {
-        groups[i * parts / n].push(it);
-    }
-    let mut groups = groups.into_iter();
+    let mut groups = super::deal(items, parts).into_iter();
     let mine = groups.next().expect("parts > 1");
     let done = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
