@@ -11,8 +11,10 @@
 //! [`run`] hands part `i` of a job to worker `i - 1` and runs part 0 on the calling thread,
 //! then waits until every part is done. [`run_queue`] instead lets the calling thread push
 //! jobs one by one (a training step's backward pass, layer by layer) that the workers take as
-//! they come. Jobs borrow from the caller's stack: neither returns before the workers have
-//! finished with them.
+//! they come. While a worker of [`run_queue`] waits with nothing queued, the pushing thread's
+//! own parallel parts (its products) are handed to it as jobs ([`share_with_idle`]) instead of
+//! running alone. Jobs borrow from the caller's stack: none of these returns before the
+//! workers have finished with them.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
