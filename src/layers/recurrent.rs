@@ -179,7 +179,7 @@ pub trait Cell<T: Scalar>: Send + Sync + Clone + 'static {
     /// into). `acc` says how the products enter `drk`: added, or replacing what it holds
     /// (every value of `drk` must then be written). The first `zero_rows` rows of `hr` are
     /// zero (the first step from the zero initial state): products over hr may leave them
-    /// out (see [`zero_leading_rows`]); sums over `drec` (a bias) may not.
+    /// out (see `zero_leading_rows` in this module); sums over `drec` (a bias) may not.
     #[allow(clippy::too_many_arguments)]
     fn recurrent_weight_grads(
         &self,
