@@ -271,8 +271,9 @@ fn idle_queue() -> Option<&'static Queue<'static>> {
 /// Groups of work [`share_with_idle`] has handed to idle workers (for tests).
 static SHARED_GROUPS: AtomicUsize = AtomicUsize::new(0);
 
-/// How many groups of a queue producer's work have run on its idle workers (see
-/// [`share_with_idle`]); results are the same bits either way, and tests check it ran.
+/// How many groups of a queue producer's work have been handed to its idle workers (the
+/// products of `fit`'s backward pass, while the worker has no update job yet); results are
+/// the same bits either way, and tests check it ran.
 pub fn groups_shared_with_idle_workers() -> usize {
     SHARED_GROUPS.load(Ordering::Relaxed)
 }
