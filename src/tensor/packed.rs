@@ -22,7 +22,8 @@ const NR: usize = 6;
 /// sizes its own blocks.
 const BLOCK_BYTES: usize = 1 << 20;
 
-/// B (k, n) in panels of [`MR`] columns, each (k, MR) row-major, the last one zero-padded.
+/// B (k, n) in panels of 64 columns (the microkernel's rows), each (k, 64) row-major, the last
+/// one zero-padded.
 #[derive(Default)]
 pub struct Packed<T> {
     k: usize,
@@ -63,7 +64,7 @@ pub fn packs_made() -> usize {
 impl<T: Scalar> Packed<T> {
     /// Packs B (k, n), stored (k, n) row-major with row stride `ldb`, or (n, k) when `tb`
     /// (B is then the transpose of what is stored). Keeps its buffer between calls. Where
-    /// [`available`] is false nothing is packed and [`Packed::ready`] stays false.
+    /// [`packing_available`](crate::tensor::packing_available) is false nothing is packed and [`Packed::ready`] stays false.
     pub fn pack(&mut self, k: usize, n: usize, b: &[T], ldb: usize, tb: bool) {
         self.ready = false;
         if !available::<T>() || !PACKING.with(|c| c.get()) || k == 0 || n == 0 {
@@ -134,7 +135,7 @@ pub fn fits(m: usize, n: usize, k: usize) -> bool {
 /// `C (m, n) [+]= A (m, k) · B` with B packed, or `C = bias + A · B` when `bias` is given (then
 /// `acc` is ignored): the bits of [`super::gemm`] / [`super::gemm_bias`] on B laid out (k, n)
 /// (not on a transposed operand, which few rows sum in another order). On the calling
-/// thread. The caller checks [`Packed::ready`] and [`fits`].
+/// thread. The caller checks [`Packed::ready`] and that the shape takes this path (`fits`).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_packed<T: Scalar>(
     m: usize,
