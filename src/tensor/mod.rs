@@ -13,7 +13,8 @@ pub(crate) const SMALL_MAX_ROWS: usize = small::MAX_ROWS;
 
 use crate::error::{Error, Result};
 pub(crate) use packed::fits as packed_fits;
-pub use packed::{available as packing_available, gemm_packed, gemm_packed_rows, packs_made, set_packing, Packed};
+pub use packed::{available as packing_available, packs_made, set_packing, Packed};
+pub(crate) use packed::{gemm_packed, gemm_packed_rows};
 use std::fmt::{Debug, Display};
 
 /// The floating-point types memcell computes in: `f32` (the default, as Keras) and `f64` (for
@@ -365,6 +366,20 @@ pub(crate) fn copy_shared<T: Copy + Send + Sync>(src: &[T], dst: &mut Vec<T>) {
     unsafe { dst.set_len(n) };
 }
 
+/// `s` as float32 values when `T` is f32, for the kernels written for float32 alone.
+pub(crate) fn as_f32<T: Scalar>(s: &[T]) -> Option<&[f32]> {
+    // SAFETY: T is f32 here, so the slice has the same layout.
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        .then(|| unsafe { &*(s as *const [T] as *const [f32]) })
+}
+
+/// [`as_f32`] for a mutable slice.
+pub(crate) fn as_f32_mut<T: Scalar>(s: &mut [T]) -> Option<&mut [f32]> {
+    // SAFETY: as in `as_f32`.
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
+        .then(|| unsafe { &mut *(s as *mut [T] as *mut [f32]) })
+}
+
 /// Few-row products of at least this many operations are shared out between the threads by
 /// columns (a worker watches through `fit`'s forward pass, so handing it half costs about a
 /// microsecond). Measured on the seed's 0.7M-weight models, medians of 6 alternating runs:
@@ -494,15 +509,8 @@ fn gemm_from<T: Scalar>(
         && std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
         && crate::simd::level() == crate::simd::Level::V4
     {
-        // SAFETY: T is f32 (checked just above), so the slices have the same layout.
-        let (a, b, c, bias) = unsafe {
-            (
-                &*(a as *const [T] as *const [f32]),
-                &*(b as *const [T] as *const [f32]),
-                &mut *(c as *mut [T] as *mut [f32]),
-                bias.map(|v| &*(v as *const [T] as *const [f32])),
-            )
-        };
+        let (Some(a), Some(b), Some(c)) = (as_f32(a), as_f32(b), as_f32_mut(c)) else { unreachable!("T is f32") };
+        let bias = bias.and_then(as_f32);
         let add = acc == Acc::Add;
         let workers = threads();
         let streams = n * k >= SMALL_SPLIT_B_VALUES && pool::watch_requested();

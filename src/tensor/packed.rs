@@ -32,7 +32,7 @@ pub struct Packed<T> {
     ready: bool,
 }
 
-/// Whether this build and CPU run [`gemm_packed`] for `T`.
+/// Whether this build and CPU multiply by packed matrices of `T` (float32 on AVX-512).
 pub fn available<T: Scalar>() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -49,14 +49,14 @@ thread_local! {
     static PACKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Turns packing on or off for the calling thread (on by default). Off, [`Packed::pack`]
+/// Turns packing on or off for the calling thread (on by default). Off, `Packed::pack`
 /// packs nothing and every product takes the plain GEMM: the results are the same bits
 /// either way, which the tests check by running a layer both ways.
 pub fn set_packing(on: bool) {
     PACKING.with(|c| c.set(on));
 }
 
-/// How many times [`Packed::pack`] has packed a matrix on the calling thread.
+/// How many times `Packed::pack` has packed a matrix on the calling thread.
 pub fn packs_made() -> usize {
     PACKS.with(|c| c.get())
 }
@@ -65,7 +65,7 @@ impl<T: Scalar> Packed<T> {
     /// Packs B (k, n), stored (k, n) row-major with row stride `ldb`, or (n, k) when `tb`
     /// (B is then the transpose of what is stored). Keeps its buffer between calls. Where
     /// [`packing_available`](crate::tensor::packing_available) is false nothing is packed and [`Packed::ready`] stays false.
-    pub fn pack(&mut self, k: usize, n: usize, b: &[T], ldb: usize, tb: bool) {
+    pub(crate) fn pack(&mut self, k: usize, n: usize, b: &[T], ldb: usize, tb: bool) {
         self.ready = false;
         if !available::<T>() || !PACKING.with(|c| c.get()) || k == 0 || n == 0 {
             return;
@@ -103,13 +103,13 @@ impl<T: Scalar> Packed<T> {
         PACKS.with(|c| c.set(c.get() + 1));
     }
 
-    /// Whether the last [`Packed::pack`] packed B (so that [`gemm_packed`] may be called).
+    /// Whether the last `pack` packed B (so that `gemm_packed` may multiply by it).
     pub fn ready(&self) -> bool {
         self.ready
     }
 
     /// Forgets what was packed (the weights it came from changed).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.ready = false;
     }
 
@@ -124,7 +124,7 @@ impl<T: Scalar> Packed<T> {
 /// microkernel path (its depth blocks), but not its special paths (k ≤ 2, a single row or
 /// column, outputs of at most 16 x 16) nor a product cut in two along k (see
 /// [`super::splits_k`]).
-pub fn fits(m: usize, n: usize, k: usize) -> bool {
+pub(crate) fn fits(m: usize, n: usize, k: usize) -> bool {
     if m <= super::small::MAX_ROWS {
         k >= 2 && m >= 1 && n >= 1
     } else {
@@ -137,7 +137,7 @@ pub fn fits(m: usize, n: usize, k: usize) -> bool {
 /// (not on a transposed operand, which few rows sum in another order). On the calling
 /// thread. The caller checks [`Packed::ready`] and that the shape takes this path (`fits`).
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_packed<T: Scalar>(
+pub(crate) fn gemm_packed<T: Scalar>(
     m: usize,
     a: &[T],
     lda: usize,
@@ -152,7 +152,7 @@ pub fn gemm_packed<T: Scalar>(
 
 /// [`gemm_packed`] with only rows `k0..k1` of B: `C [+]= A (m, k1 - k0) · B[k0..k1, :]`.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_packed_rows<T: Scalar>(
+pub(crate) fn gemm_packed_rows<T: Scalar>(
     m: usize,
     a: &[T],
     lda: usize,
@@ -176,13 +176,9 @@ pub fn gemm_packed_rows<T: Scalar>(
     let add = acc == Acc::Add || bias.is_some();
     #[cfg(target_arch = "x86_64")]
     {
-        // SAFETY: `ready` means T is f32 and the CPU has AVX-512 (see `available`).
-        let (a, bd, c) = unsafe {
-            (
-                &*(a as *const [T] as *const [f32]),
-                &*(b.data.as_slice() as *const [T] as *const [f32]),
-                &mut *(c as *mut [T] as *mut [f32]),
-            )
+        // `ready` means T is f32 and the CPU has AVX-512 (see `available`).
+        let (Some(a), Some(bd), Some(c)) = (super::as_f32(a), super::as_f32(&b.data), super::as_f32_mut(c)) else {
+            unreachable!("a packed matrix is float32")
         };
         kernel_loop(m, n, k, a, lda, &bd[k0 * MR..], b.k, c, ldc, add);
     }
