@@ -273,7 +273,9 @@ struct Saved<T> {
 /// rows: 9 windows, 2 steps) lose half of these products' work.
 pub(crate) fn zero_leading_rows(zero_init: bool, chunks: &[(usize, usize)], rows: usize) -> usize {
     match chunks {
-        [(r0, r1)] if zero_init && rows <= 512 => r1 - r0,
+        // At least one row stays: with none, the GEMM would leave an added-into gradient as it
+        // is, where adding the zero products turns a -0 into +0.
+        [(r0, r1)] if zero_init && rows <= 512 && rows > r1 - r0 => r1 - r0,
         _ => 0,
     }
 }
